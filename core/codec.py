@@ -1,0 +1,56 @@
+"""Envelope <-> ZeroMQ frames. Strict: every problem becomes a RemoteProtocolError with a
+stable `cause` label (used for counters and once-per-cause logging)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+import orjson
+
+from .errors import RemoteProtocolError
+from .messages import MAGIC, PROTOCOL_VERSION, Envelope, RawEnvelope
+
+HEADER = MAGIC + bytes([PROTOCOL_VERSION])
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+
+
+def encode_envelope(env: Envelope) -> list[bytes]:
+    """Envelope -> [header frame, body frame]."""
+    return [HEADER, orjson.dumps(msgspec.to_builtins(env))]
+
+
+def encoded_size(env: Envelope) -> int:
+    """Bytes this envelope occupies on the wire (used by the simulator's byte counts)."""
+    return len(HEADER) + len(orjson.dumps(msgspec.to_builtins(env)))
+
+
+def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Struct]],
+                  max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Envelope:
+    """Frames -> Envelope, or RemoteProtocolError naming the cause."""
+    if len(frames) != 2:
+        raise RemoteProtocolError("frame_count", f"expected 2 frames, got {len(frames)}")
+    header, body = frames
+    if len(header) != 4 or header[:3] != MAGIC:
+        raise RemoteProtocolError("bad_magic", f"header frame {bytes(header[:8])!r} is not gossipmq")
+    if header[3] != PROTOCOL_VERSION:
+        raise RemoteProtocolError(
+            "version", f"unsupported protocol version {header[3]} (this node speaks {PROTOCOL_VERSION})")
+    if len(body) > max_frame_bytes:
+        raise RemoteProtocolError("oversized", f"frame of {len(body)} bytes exceeds {max_frame_bytes}")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RemoteProtocolError("malformed", f"not JSON: {exc}") from None
+    try:
+        raw = msgspec.convert(doc, RawEnvelope)
+    except msgspec.ValidationError as exc:
+        raise RemoteProtocolError("schema", f"envelope: {exc}") from None
+    body_type = bodies.get(raw.type)
+    if body_type is None:
+        raise RemoteProtocolError("unknown_type", f"unknown message type {raw.type!r}")
+    try:
+        typed_body = msgspec.convert(raw.body, body_type)
+    except msgspec.ValidationError as exc:
+        raise RemoteProtocolError("schema", f"{raw.type} body: {exc}") from None
+    return Envelope(type=raw.type, src=raw.src, addr=raw.addr, inc=raw.inc, body=typed_body,
+                    members=raw.members, rumors=raw.rumors, sum=raw.sum)

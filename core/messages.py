@@ -1,0 +1,127 @@
+"""Wire messages: one declarative module (the Zyre zre_msg.xml lesson).
+
+Frame layout of every message (ZeroMQ multipart)::
+
+    frame 0:  b"GMQ" + protocol version byte        (4 bytes)
+    frame 1:  orjson document of an Envelope        (<= max_frame_bytes)
+
+An Envelope carries who sent it (id, advertised address, incarnation), a typed body chosen
+by ``type``, and piggybacked state that rides on every message: membership updates,
+hot rumors and the sender's store checksum (for convergence monitoring).
+
+Bodies are msgspec Structs so decoding is strict: a wrong type or a missing field is a
+validation error, never a crash. Strategies may add their own body types (SWIM's ping, ack,
+...); the codec looks them up in a per-node registry.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+MAGIC = b"GMQ"
+STATUSES = ("alive", "suspect", "dead", "left")
+Status = Literal["alive", "suspect", "dead", "left"]
+SyncMode = Literal["push", "pull", "push-pull"]
+
+
+class Entry(msgspec.Struct, array_like=True, frozen=True):
+    """One version of one key. Its dot (origin, counter) identifies the write uniquely."""
+
+    key: str
+    value: Any
+    deleted: bool
+    origin: str
+    counter: int
+    hlc: int
+    vv: dict[str, int]
+
+    @property
+    def dot(self) -> tuple[str, int]:
+        return (self.origin, self.counter)
+
+
+class MemberUpdate(msgspec.Struct, array_like=True, frozen=True):
+    """A claim about a member: SWIM precedence decides whether it replaces what we know."""
+
+    id: str
+    addr: str
+    inc: int
+    status: Status
+    hb: int = 0
+    tags: dict[str, str] = {}
+
+
+# ---- bodies owned by the kernel ---------------------------------------------------------
+
+class Join(msgspec.Struct, frozen=True):
+    """Sent to a seed (or any member) by a node that wants in."""
+
+
+class JoinAck(msgspec.Struct, frozen=True):
+    """The seed's reply: the member table as it knows it."""
+
+    members: list[MemberUpdate]
+
+
+class Leave(msgspec.Struct, frozen=True):
+    """Graceful departure; the piggybacked 'left' update about the sender is the claim."""
+
+
+class Syn(msgspec.Struct, frozen=True):
+    """Opens a reconciliation. `digest` maps origin -> highest contiguous counter seen."""
+
+    mode: SyncMode
+    digest: dict[str, int]
+
+
+class SynAck(msgspec.Struct, frozen=True):
+    """Reply to Syn: what the initiator lacks (pull) and/or our digest (push)."""
+
+    digest: dict[str, int] | None = None
+    entries: list[Entry] = []
+    coverage: dict[str, int] = {}
+
+
+class Ack(msgspec.Struct, frozen=True):
+    """Closes a push: the entries the responder lacked."""
+
+    entries: list[Entry] = []
+    coverage: dict[str, int] = {}
+
+
+KERNEL_BODIES: dict[str, type[msgspec.Struct]] = {
+    "join": Join,
+    "join_ack": JoinAck,
+    "leave": Leave,
+    "syn": Syn,
+    "syn_ack": SynAck,
+    "ack": Ack,
+}
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    """What travels: header, typed body and piggybacked state."""
+
+    type: str
+    src: str
+    addr: str
+    inc: int
+    body: Any
+    members: list[MemberUpdate] = []
+    rumors: list[Entry] = []
+    sum: str = ""
+
+
+class RawEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Validation shape of an Envelope before its body type is known."""
+
+    type: str
+    src: str
+    addr: str
+    inc: int
+    body: dict[str, Any]
+    members: list[MemberUpdate] = []
+    rumors: list[Entry] = []
+    sum: str = ""

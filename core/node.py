@@ -1,0 +1,460 @@
+"""The sans-I/O node kernel.
+
+A `Node` is a deterministic state machine. It is fed inputs - a received envelope, a fired
+timer, a local put/delete/leave - each with the current time `now` (seconds), and returns a
+list of effects (see effects.py). It never touches a socket, a thread, an event loop, the
+wall clock or global randomness, so the ZeroMQ runtime, the in-memory test runtime and the
+simulator all run exactly this code.
+
+The kernel owns the mechanics every node must share whatever it is configured with:
+membership claims and their precedence, joins, leaves and reaping, the digest/delta
+reconciliation protocol (syn / syn_ack / ack), piggybacking and the store. Policy - whom to
+talk to, when, in which mode, when to suspect - belongs to the five strategies.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from .broadcast import BroadcastQueue, retransmit_limit
+from .clock import HybridLogicalClock
+from .config import GossipSection
+from .effects import Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
+from .membership import REACHABLE, Change, Member, MemberTable
+from .messages import KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Syn, SynAck
+from .store import Store
+from .strategies import ConflictResolver, Dissemination, FailureDetector, PeerSelector, SecurityProvider, Strategy
+
+#: a life's first write counter is start_incarnation << COUNTER_SHIFT, so a restarted node
+#: never reuses a dot of its previous life even without durable storage.
+COUNTER_SHIFT = 20
+REASONS = {"suspect": "suspected", "dead": "failed", "left": "left"}
+
+
+class Node:
+    def __init__(self, node_id: str, address: str, *, strategies: Mapping[str, Strategy],
+                 gossip: GossipSection | None = None, seeds: Sequence[str] = (),
+                 tags: Mapping[str, str] | None = None, incarnation: int = 1,
+                 rng_seed: int | None = None, aligned_rounds: bool = False) -> None:
+        self.node_id = node_id
+        self.address = address
+        self.gossip = gossip or GossipSection()
+        self.inc = incarnation
+        self.hb = 0
+        self.status = "alive"
+        self.tags = dict(tags or {})
+        seed = rng_seed if rng_seed is not None else f"{node_id}/{incarnation}"
+        self.rng = random.Random(seed)
+        self.aligned_rounds = aligned_rounds
+        self.now = 0.0
+        self.peer_selector: PeerSelector = strategies["peer_selection"]  # type: ignore[assignment]
+        self.dissemination: Dissemination = strategies["dissemination"]  # type: ignore[assignment]
+        self.failure_detector: FailureDetector = strategies["failure_detection"]  # type: ignore[assignment]
+        self.resolver: ConflictResolver = strategies["conflict_resolution"]  # type: ignore[assignment]
+        self.security: SecurityProvider = strategies["security"]  # type: ignore[assignment]
+        self.strategies = dict(strategies)
+        self.members = MemberTable()
+        self.store = Store(self.resolver.resolve)
+        self.hlc = HybridLogicalClock()
+        self.counter = incarnation << COUNTER_SHIFT
+        self.broadcasts: BroadcastQueue[MemberUpdate] = BroadcastQueue()
+        self.bodies: dict[str, type[msgspec.Struct]] = dict(KERNEL_BODIES)
+        self._handlers: dict[str, Strategy] = {}
+        for strategy in strategies.values():
+            for type_name, body in strategy.message_types.items():
+                if type_name in self.bodies:
+                    raise ValueError(f"message type {type_name!r} of {type(strategy).__name__} is already taken")
+                self.bodies[type_name] = body
+                self._handlers[type_name] = strategy
+        self.seeds = [s for s in seeds if s != address]
+        self.joined = not self.seeds
+        self.stats: Counter[str] = Counter()
+        self.round = 0
+        self.peer_sums: dict[str, str] = {}
+        self.converged_since: float | None = None
+        self._departed: dict[str, float] = {}   # dead/left member -> since
+        self._join_attempts = 0
+        self._started_at = 0.0
+        self._effects: list[Effect] = []
+
+    # ======================================================================================
+    # Inputs
+    # ======================================================================================
+    def start(self, now: float) -> list[Effect]:
+        self.now = self._started_at = now
+        self.broadcasts.push(self.node_id, self.self_update())
+        for strategy in self.strategies.values():
+            strategy.start(self)
+        if self.seeds:
+            self._send_joins()
+            self.schedule("kernel", "join", self.gossip.join_retry_ms / 1000)
+        self.schedule("kernel", "reap", 1.0)
+        if self.seeds:
+            self.schedule("kernel", "seeds", self.gossip.seed_rejoin_ms / 1000)
+        return self._drain()
+
+    def handle_timer(self, now: float, timer: str) -> list[Effect]:
+        self.now = now
+        if self.status == "left":
+            return self._drain()
+        owner, _, name = timer.partition(":")
+        if owner == "kernel":
+            {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer}[name]()
+        else:
+            self.strategies[owner].on_timer(self, name)
+        return self._drain()
+
+    def handle_message(self, now: float, env: Envelope) -> list[Effect]:
+        self.now = now
+        self.stats["messages_in"] += 1
+        self.stats[f"in.{env.type}"] += 1
+        if env.src == self.node_id:
+            self.record_drop(now, "spoofed_self", f"message of type {env.type} claims to come from this node")
+            return self._drain()
+        reason = self.security.verify_envelope(env)
+        if reason is not None:
+            self.record_drop(now, "security", f"{env.type} from {env.src}: {reason}")
+            return self._drain()
+        self._hear_from(env)
+        for claim in env.members:
+            self._apply_claim(claim)
+        for entry in env.rumors:
+            self._apply_entry(entry)
+        if env.sum:
+            self.peer_sums[env.src] = env.sum
+        handler = getattr(self, f"_on_{env.type}", None)
+        if handler is not None:
+            handler(env)
+        else:
+            self._handlers[env.type].on_message(self, env)
+        return self._drain()
+
+    def put(self, now: float, key: str, value: Any) -> tuple[Entry, list[Effect]]:
+        """Write `value` under `key` here; it spreads from here. Returns (entry, effects)."""
+        return self._write(now, key, value, deleted=False)
+
+    def delete(self, now: float, key: str) -> tuple[Entry | None, list[Effect]]:
+        """Tombstone `key`; (None, []) when there is no live value to delete."""
+        current = self.store.get(key)
+        if current is None or current.deleted:
+            return None, []
+        return self._write(now, key, None, deleted=True)
+
+    def leave(self, now: float) -> list[Effect]:
+        """Graceful departure: tell up to `leave_fanout` members directly, then stop gossiping."""
+        self.now = now
+        if self.status == "left":
+            return []
+        self.status = "left"
+        self.broadcasts.push(self.node_id, self.self_update())
+        targets = list(self.members.reachable_ids())
+        if len(targets) > self.gossip.leave_fanout:
+            targets = self.rng.sample(targets, self.gossip.leave_fanout)
+        for member_id in targets:
+            self.send(member_id, "leave", Leave())
+        return self._drain()
+
+    def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
+        """Count a rejected input (the runtime calls this for frames it could not decode)."""
+        self.stats["dropped"] += 1
+        self.stats[f"dropped.{cause}"] += 1
+        self._effects.append(Dropped(cause, detail))
+        return self._drain()
+
+    # ======================================================================================
+    # Queries
+    # ======================================================================================
+    def get(self, key: str) -> Entry | None:
+        entry = self.store.get(key)
+        return None if entry is None or entry.deleted else entry
+
+    def self_update(self) -> MemberUpdate:
+        return MemberUpdate(self.node_id, self.address, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
+
+    def check_convergence(self, now: float) -> bool:
+        """Do all reachable members last report our checksum? Tracks since when (O(n))."""
+        mine = self.store.checksum()
+        agreed = all(self.peer_sums.get(m) == mine for m in self.members.reachable_ids())
+        if not agreed:
+            self.converged_since = None
+        elif self.converged_since is None:
+            self.converged_since = now
+        return agreed
+
+    def members_view(self) -> list[dict[str, Any]]:
+        me = {"id": self.node_id, "address": self.address, "status": self.status, "incarnation": self.inc,
+              "tags": dict(self.tags), "heartbeat": self.hb, "self": True}
+        others = [_member_dict(m) for m in sorted(self.members.all(), key=lambda m: m.id)]
+        return [me, *others]
+
+    def status_view(self, now: float) -> dict[str, Any]:
+        counts = self.members.counts()
+        counts[self.status] = counts.get(self.status, 0) + 1
+        converged = self.check_convergence(now)
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "status": self.status,
+            "incarnation": self.inc,
+            "joined": self.joined,
+            "members": counts,
+            "keys": self.store.live_keys,
+            "entries": len(self.store),
+            "checksum": self.store.checksum(),
+            "converged": converged,
+            "converged_since": self.converged_since,
+            "round": self.round,
+            "messages_in": self.stats["messages_in"],
+            "messages_out": self.stats["messages_out"],
+            "dropped": {k.split(".", 1)[1]: v for k, v in self.stats.items() if k.startswith("dropped.")},
+            "deferred_bytes": self.stats["deferred_bytes"],
+            "strategies": {concern: type(s).__name__ for concern, s in self.strategies.items()},
+        }
+
+    # ======================================================================================
+    # Context API for strategies (see strategies.Context)
+    # ======================================================================================
+    def send(self, member_id: str, type: str, body: msgspec.Struct) -> None:
+        member = self.members.get(member_id)
+        if member is not None:
+            self.send_to_address(member.addr, type, body)
+
+    def send_to_address(self, address: str, type: str, body: msgspec.Struct) -> None:
+        limit = retransmit_limit(self.gossip.retransmit_mult, len(self.members.reachable_ids()) + 1)
+        members = self.broadcasts.take(self.gossip.members_per_message, limit)
+        rumors = self.dissemination.rumors(self, address, self.gossip.max_message_bytes // 2)
+        env = Envelope(type=type, src=self.node_id, addr=self.address, inc=self.inc, body=body,
+                       members=members, rumors=rumors, sum=self.store.checksum())
+        self.stats["messages_out"] += 1
+        self.stats[f"out.{type}"] += 1
+        self._effects.append(Send(address, env))
+
+    def schedule(self, owner: str, name: str, delay: float) -> None:
+        self._effects.append(Schedule(f"{owner}:{name}", self.now + max(0.0, delay)))
+
+    def round_delay(self, interval: float, first: bool = False) -> float:
+        """Delay to a strategy's next periodic round. Aligned (simulator: synchronous rounds,
+        as in the theory) or, for real nodes, with a random first phase so nodes spread out."""
+        if self.aligned_rounds:
+            return interval
+        return interval * self.rng.random() if first else interval
+
+    def select_peers(self, k: int, exclude: Collection[str] = ()) -> list[str]:
+        return self.peer_selector.select(self, k, exclude)
+
+    def start_sync(self, member_id: str, mode: str) -> None:
+        self.send(member_id, "syn", Syn(mode, self.store.digest()))  # type: ignore[arg-type]
+
+    def bump_heartbeat(self) -> None:
+        self.hb += 1
+        self.broadcasts.push(self.node_id, self.self_update())
+
+    def suspect(self, member_id: str, reason: str) -> None:
+        self._set_status(member_id, "suspect", reason)
+
+    def declare_dead(self, member_id: str, reason: str) -> None:
+        self._set_status(member_id, "dead", reason)
+
+    def round_completed(self, stats: Mapping[str, Any]) -> None:
+        self.round += 1
+        self._effects.append(RoundCompleted(self.round, dict(stats)))
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.stats[name] += n
+
+    # ======================================================================================
+    # Kernel message handlers
+    # ======================================================================================
+    def _on_join(self, env: Envelope) -> None:
+        table = [self.self_update()]
+        table += [m.as_update() for m in self.members.all() if m.status in REACHABLE and m.id != env.src]
+        self.send_to_address(env.addr, "join_ack", JoinAck(table[:1000]))
+
+    def _on_join_ack(self, env: Envelope) -> None:
+        for claim in env.body.members:
+            self._apply_claim(claim)
+        if not self.joined:
+            self.joined = True
+            self._effects.append(Notice("joined", f"joined through {env.src} ({env.addr})"))
+        self.start_sync(env.src, "push-pull")  # catch up at once, whatever the mode
+
+    def _on_leave(self, env: Envelope) -> None:
+        member = self.members.get(env.src)
+        tags = member.tags if member else {}
+        self._apply_claim(MemberUpdate(env.src, env.addr, env.inc, "left", 0, tags))
+
+    def _on_syn(self, env: Envelope) -> None:
+        syn: Syn = env.body
+        digest = self.store.digest()
+        want = syn.mode != "pull" and any(mark > digest.get(o, 0) for o, mark in syn.digest.items())
+        entries: list[Entry] = []
+        coverage: dict[str, int] = {}
+        if syn.mode != "push" and self.store.lags(syn.digest):
+            entries, coverage = self._delta(syn.digest)
+        if want or entries or coverage:
+            self.send_to_address(env.addr, "syn_ack", SynAck(digest if want else None, entries, coverage))
+
+    def _on_syn_ack(self, env: Envelope) -> None:
+        body: SynAck = env.body
+        self._apply_delta(body.entries, body.coverage)
+        if body.digest is not None and self.store.lags(body.digest):
+            entries, coverage = self._delta(body.digest)
+            self.send_to_address(env.addr, "ack", Ack(entries, coverage))
+
+    def _on_ack(self, env: Envelope) -> None:
+        self._apply_delta(env.body.entries, env.body.coverage)
+
+    # ======================================================================================
+    # Internals
+    # ======================================================================================
+    def _drain(self) -> list[Effect]:
+        out, self._effects = self._effects, []
+        return out
+
+    def _write(self, now: float, key: str, value: Any, deleted: bool) -> tuple[Entry, list[Effect]]:
+        self.now = now
+        self.counter += 1
+        entry = self.store.write(key, value, deleted, self.node_id, self.counter, self.hlc.tick(now))
+        self.stats["writes"] += 1
+        self._effects.append(KeyChanged(key, entry, "local"))
+        self.dissemination.on_local_write(self, entry)
+        return entry, self._drain()
+
+    def _delta(self, digest: Mapping[str, int]) -> tuple[list[Entry], dict[str, int]]:
+        entries, coverage, deferred = self.store.delta_for(digest, self.gossip.max_message_bytes)
+        if deferred:
+            self.stats["deferred_bytes"] += deferred
+        self.stats["entries_sent"] += len(entries)
+        return entries, coverage
+
+    def _apply_delta(self, entries: Sequence[Entry], coverage: Mapping[str, int]) -> None:
+        for entry in entries:
+            self._apply_entry(entry)
+        self.store.adopt_coverage(coverage)
+
+    def _apply_entry(self, entry: Entry) -> None:
+        self.stats["entries_received"] += 1
+        self.hlc.observe(entry.hlc, self.now)
+        stored = self.store.apply(entry)
+        if stored is None:
+            self.stats["entries_redundant"] += 1
+            return
+        self.stats["entries_applied"] += 1
+        self._effects.append(KeyChanged(stored.key, stored, "remote"))
+        self.dissemination.on_applied(self, stored)
+
+    def _hear_from(self, env: Envelope) -> None:
+        """The sender itself is evidence: alive at its incarnation, and heard just now."""
+        member = self.members.get(env.src)
+        if member is None or env.inc > member.inc:
+            tags = member.tags if member else {}
+            hb = member.hb if member and member.inc == env.inc else 0
+            self._apply_claim(MemberUpdate(env.src, env.addr, env.inc, "alive", hb, tags))
+            member = self.members.get(env.src)
+            if member is None:
+                return
+        if member.status in REACHABLE:
+            self.members.mark_heard(member.id, self.now)
+            if member.addr != env.addr and env.inc >= member.inc:
+                member.addr = env.addr
+        if member.status != "alive" and env.type != "leave":
+            # It does not know what we think of it: tell it again, so it can refute.
+            self.broadcasts.push(member.id, member.as_update())
+
+    def _apply_claim(self, claim: MemberUpdate) -> None:
+        if claim.id == self.node_id:
+            self._claim_about_self(claim)
+            return
+        change = self.members.apply(claim, self.now)
+        if change is None:
+            return
+        self._after_change(change)
+
+    def _claim_about_self(self, claim: MemberUpdate) -> None:
+        if self.status == "left":
+            return
+        if claim.inc > self.inc or (claim.inc == self.inc and claim.status != "alive"):
+            self.inc = claim.inc + 1
+            self.stats["refutations"] += 1
+            self._effects.append(Notice("refuted", f"refuted '{claim.status}' at incarnation {claim.inc}; "
+                                                   f"now alive at {self.inc}"))
+            self.broadcasts.push(self.node_id, self.self_update())
+
+    def _after_change(self, change: Change) -> None:
+        member = change.member
+        if change.previous is None:
+            self._member_event(member, None, "joined")
+        elif change.status_changed:
+            if member.status == "alive":
+                reason = "rejoined" if change.previous in ("dead", "left") else "alive_again"
+            else:
+                reason = REASONS[member.status]
+            self._member_event(member, change.previous, reason)
+        if change.status_changed or change.refreshed:
+            self.broadcasts.push(member.id, member.as_update())
+
+    def _set_status(self, member_id: str, status: str, reason: str) -> None:
+        previous = self.members.get(member_id)
+        prev_status = previous.status if previous else None
+        member = self.members.set_status(member_id, status, self.now)
+        if member is None:
+            return
+        self.stats[f"declared_{status}"] += 1
+        self._member_event(member, prev_status, REASONS[status], detail=reason)
+        self.broadcasts.push(member.id, member.as_update())
+
+    def _member_event(self, member: Member, previous: str | None, reason: str, detail: str = "") -> None:
+        if member.status in ("dead", "left"):
+            self._departed[member.id] = self.now
+        else:
+            self._departed.pop(member.id, None)
+        view = _member_dict(member)
+        if detail:
+            view["detail"] = detail
+        self._effects.append(MemberChanged(view, previous, reason))
+
+    def _send_joins(self) -> None:
+        for seed in self.seeds:
+            self.send_to_address(seed, "join", Join())
+
+    def _on_join_timer(self) -> None:
+        if self.joined:
+            return
+        elapsed_ms = (self.now - self._started_at) * 1000
+        if elapsed_ms >= self.gossip.join_timeout_ms:
+            self._effects.append(Notice("join_timeout", f"no seed answered within {self.gossip.join_timeout_ms} ms "
+                                                        f"({', '.join(self.seeds)}); running alone, still retrying"))
+            self._started_at = self.now  # report again after another timeout, keep trying slowly
+        self._join_attempts += 1
+        self._send_joins()
+        delay = min(self.gossip.join_retry_ms * 2 ** self._join_attempts, self.gossip.join_retry_max_ms)
+        self.schedule("kernel", "join", delay / 1000)
+
+    def _on_reap_timer(self) -> None:
+        horizon = self.now - self.gossip.reap_after_ms / 1000
+        for member_id, since in list(self._departed.items()):
+            if since <= horizon:
+                member = self.members.remove(member_id, self.now, self.gossip.reap_after_ms / 1000)
+                del self._departed[member_id]
+                self.peer_sums.pop(member_id, None)
+                self.broadcasts.discard(member_id)
+                if member is not None:
+                    self._effects.append(MemberChanged(_member_dict(member), member.status, "reaped"))
+        self.members.forget_graves(self.now)
+        self.schedule("kernel", "reap", 1.0)
+
+    def _on_seeds_timer(self) -> None:
+        known = {m.addr for m in self.members.all() if m.status in REACHABLE}
+        strangers = [s for s in self.seeds if s not in known]
+        if strangers:
+            self.send_to_address(self.rng.choice(strangers), "join", Join())
+        self.schedule("kernel", "seeds", self.gossip.seed_rejoin_ms / 1000)
+
+
+def _member_dict(member: Member) -> dict[str, Any]:
+    return {"id": member.id, "address": member.addr, "status": member.status, "incarnation": member.inc,
+            "tags": dict(member.tags), "heartbeat": member.hb}

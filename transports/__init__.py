@@ -1,0 +1,1 @@
+"""gossipmq.transports: the runtimes that drive the sans-I/O kernel (ZeroMQ, in-memory)."""
