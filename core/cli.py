@@ -68,6 +68,13 @@ def _call(config: Path | None, control: str | None, payload: dict[str, Any]) -> 
         _fail(str(exc))
 
 
+def _console():  # type: ignore[no-untyped-def]
+    """A rich console that does not squeeze tables to 80 columns when piped."""
+    from rich.console import Console
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def _print_json(obj: Any) -> None:
     typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode())
 
@@ -155,14 +162,13 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
     if json:
         _print_json(result)
         return
-    from rich.console import Console
     from rich.table import Table
     table = Table("id", "address", "status", "incarnation", "heartbeat", "tags")
     for m in result:
         tags = ",".join(f"{k}={v}" for k, v in m["tags"].items())
         table.add_row(m["id"] + (" (self)" if m.get("self") else ""), m["address"], m["status"],
                       str(m["incarnation"]), str(m["heartbeat"]), tags)
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -203,12 +209,11 @@ def plugins(json: JsonOpt = False) -> None:
     if json:
         _print_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
     table = Table("concern", "strategy", "package", "options", "description")
     for r in rows:
         table.add_row(r["concern"], r["name"], r["package"], ", ".join(r["options"]), r["description"])
-    Console().print(table)
+    _console().print(table)
 
 
 @config_app.command("check")

@@ -47,8 +47,8 @@ def vv_dominates(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
 
 
 def vv_merge(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
-    """Pointwise maximum: the history of both."""
-    merged = dict(a)
+    """Pointwise maximum: the history of both (zero counters carry nothing and are dropped)."""
+    merged = {origin: counter for origin, counter in a.items() if counter > 0}
     for origin, counter in b.items():
         if counter > merged.get(origin, 0):
             merged[origin] = counter

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gossipmq.core.codec import HEADER, decode_frames, encode_envelope
+from gossipmq.core.errors import RemoteProtocolError
+from gossipmq.core.messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate, Syn, SynAck
+
+
+def _env(**kw) -> Envelope:  # type: ignore[no-untyped-def]
+    base = dict(type="syn", src="a", addr="tcp://127.0.0.1:1", inc=3, body=Syn("push-pull", {"a": 4}))
+    base.update(kw)
+    return Envelope(**base)
+
+
+def test_round_trip_with_piggyback() -> None:
+    entry = Entry("k", {"x": [1, 2]}, False, "a", 7, 123 << 16, {"a": 7, "b": 2})
+    env = _env(type="syn_ack", body=SynAck({"a": 1}, [entry], {"a": 7}),
+               members=[MemberUpdate("b", "tcp://h:2", 5, "suspect", 9, {"zone": "z"})], rumors=[entry], sum="ff")
+    assert decode_frames(encode_envelope(env), KERNEL_BODIES) == env
+
+
+@pytest.mark.parametrize("frames, cause", [
+    ([HEADER], "frame_count"),
+    ([HEADER, b"{}", b"x"], "frame_count"),
+    ([b"XYZ\x01", b"{}"], "bad_magic"),
+    ([b"GMQ\x02", b"{}"], "version"),
+    ([HEADER, b"{not json"], "malformed"),
+    ([HEADER, b"[1,2]"], "schema"),
+    ([HEADER, orjson.dumps({"type": "nope", "src": "a", "addr": "x", "inc": 1, "body": {}})], "unknown_type"),
+    ([HEADER, orjson.dumps({"type": "syn", "src": "a", "addr": "x", "inc": 1, "body": {"mode": "sideways",
+                                                                                   "digest": {}}})], "schema"),
+    ([HEADER, orjson.dumps({"type": "syn", "src": "a", "addr": "x", "inc": "one", "body": {}})], "schema"),
+    ([HEADER, b" " * 2000], "oversized"),
+])
+def test_bad_frames_name_their_cause(frames: list[bytes], cause: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_frames(frames, KERNEL_BODIES, max_frame_bytes=1000)
+    assert info.value.cause == cause
+
+
+def test_wrong_version_message_names_both_versions() -> None:
+    with pytest.raises(RemoteProtocolError, match="unsupported protocol version 9 .this node speaks 1"):
+        decode_frames([b"GMQ\x09", b"{}"], KERNEL_BODIES)
+
+
+@given(st.lists(st.binary(max_size=64), max_size=4))
+def test_arbitrary_bytes_never_escape_as_other_errors(frames: list[bytes]) -> None:
+    try:
+        decode_frames(frames, KERNEL_BODIES)
+    except RemoteProtocolError:
+        pass
+
+
+@given(st.dictionaries(st.text(max_size=5), st.integers(min_value=0, max_value=2**62), max_size=5),
+       st.text(max_size=20), st.integers(min_value=0, max_value=2**62))
+def test_syn_round_trip_property(digest: dict[str, int], src: str, inc: int) -> None:
+    env = _env(src=src, inc=inc, body=Syn("pull", digest))
+    assert decode_frames(encode_envelope(env), KERNEL_BODIES) == env
