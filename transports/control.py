@@ -6,6 +6,7 @@ objects: ``{"cmd": "put", "key": "k", "value": ...}`` -> ``{"ok": true, "result"
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -18,6 +19,8 @@ class ControlError(Exception):
 
 def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0) -> Any:
     """Send one request to the node at `endpoint` and return its result."""
+    if endpoint.startswith("ipc://") and not os.path.exists(endpoint[len("ipc://"):]):
+        raise ControlError(f"no node answered on {endpoint}: no such socket file (is it running?)")
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
