@@ -6,6 +6,7 @@ import socket
 from .config import Config
 from .node import Node
 from .registry import StrategyRegistry, create_strategies
+from .signing import split_seed
 
 
 def resolve_identity(config: Config) -> tuple[str, str, str]:
@@ -22,5 +23,6 @@ def build_node(config: Config, registry: StrategyRegistry, *, incarnation: int,
                aligned_rounds: bool = False) -> Node:
     node_id, advertise, _ = resolve_identity(config)
     return Node(node_id, advertise, strategies=create_strategies(registry, config.strategies),
-                gossip=config.gossip, seeds=config.node.seeds, tags=config.node.tags,
-                incarnation=incarnation, rng_seed=config.gossip.rng_seed, aligned_rounds=aligned_rounds)
+                gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
+                incarnation=incarnation, rng_seed=config.gossip.rng_seed, aligned_rounds=aligned_rounds,
+                anti_entropy=config.anti_entropy, limits=config.limits, storage=config.storage)

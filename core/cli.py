@@ -22,6 +22,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="gossipmq: gossip-based, eventually consistent clusters over ZeroMQ.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect and validate configuration files.")
 app.add_typer(config_app, name="config")
+from .cli_keys import keygen as _keygen, keys_app  # noqa: E402  (curve security: keys and trust store)
+app.add_typer(keys_app, name="keys")
+app.command("keygen")(_keygen)
+from .cli_simulate import simulate as _simulate  # noqa: E402  (the deterministic simulator)
+app.command("simulate")(_simulate)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config of the node.")]
 ControlOpt = Annotated[Optional[str], typer.Option("--control", envvar="GOSSIPMQ_CONTROL",
@@ -96,13 +101,41 @@ def run(
     from .bootstrap import build_node, resolve_identity
     pm, registry, cfg = _load(config)
     cfg = cfg.with_node(id=node_id, bind=bind, advertise=advertise, seeds=seed or [], control=control)
-    node_id_, _, control_ = resolve_identity(cfg)
+    from gossipmq.transports.chaos import Chaos
+    from gossipmq.transports.event_scripts import EventScripts
+    from gossipmq.transports.seeds import SeedResolver, normalize_seed
+    cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds])
+    node_id_, advertise_, control_ = resolve_identity(cfg)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s {node_id_}: %(message)s")
+    try:
+        chaos = Chaos.from_config(cfg.chaos, os.environ)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if chaos is not None:
+        logging.getLogger("gossipmq").warning("chaos injection on: %s", chaos.describe())
+    scripts = EventScripts.from_config(cfg.hooks)
+    if scripts is not None:
+        pm.register(scripts, name="gossipmq.event_scripts")
     node = build_node(cfg, registry, incarnation=int(time.time() * 1000))
     security = node.security
-    runtime = ZmqRuntime(node, bind=cfg.node.bind, control=control_, pm=pm,
-                         socket_options={r: security.socket_options(r) for r in ("inbox", "outbox")})
+    make_transport = getattr(security, "make_transport", None)  # e.g. curve: ZAP, keys, trust store
+    try:
+        transport_security = make_transport(node_id=node_id_, config_path=cfg.path, seeds=cfg.node.seeds) \
+            if make_transport is not None else None
+    except ConfigError as exc:
+        _fail(str(exc))
+    from gossipmq.transports.storage import StorageError, attach
+    try:
+        storage = attach(node, cfg.storage)   # [storage] backend = "sqlite": restore the replica
+    except StorageError as exc:
+        _fail(str(exc))
+    from .signing import split_seed
+    runtime = ZmqRuntime(node, bind=cfg.node.bind, control=control_, pm=pm, storage=storage,
+                         socket_options={r: security.socket_options(r) for r in ("inbox", "outbox")},
+                         chaos=chaos, seeds=SeedResolver([split_seed(s)[0] for s in cfg.node.seeds],
+                                                         own=(advertise_, cfg.node.bind)),
+                         security=transport_security)
     try:
         asyncio.run(runtime.run())
     except GossipError as exc:
@@ -112,9 +145,19 @@ def run(
 
 
 # ---- client commands --------------------------------------------------------------------------
+ContextOpt = Annotated[Optional[str], typer.Option(
+    "--context", help="Causal context token from `get` (multi-value/mvreg keys): replace exactly what was read.")]
+FieldOpt = Annotated[Optional[str], typer.Option("--field", help="Field of an OR-Map key.")]
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
 @app.command()
 def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
-        value_json: Annotated[bool, typer.Option("--value-json", help="Parse VALUE as JSON.")] = False) -> None:
+        value_json: Annotated[bool, typer.Option("--value-json", help="Parse VALUE as JSON.")] = False,
+        context: ContextOpt = None, field: FieldOpt = None) -> None:
     """Write KEY = VALUE on the node; it spreads from there."""
     parsed: Any = value
     if value_json:
@@ -122,14 +165,18 @@ def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = No
             parsed = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             _fail(f"VALUE is not JSON: {exc}")
-    result = _call(config, control, {"cmd": "put", "key": key, "value": parsed})
+    result = _call(config, control, {"cmd": "put", "key": key, "value": parsed, "context": context, "field": field})
     _print_json(result) if json else typer.echo(f"{key} written ({result['origin']}:{result['counter']})")
 
 
 @app.command()
-def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
-    """Read KEY from the node's replica (exit code 1 when absent)."""
-    result = _call(config, control, {"cmd": "get", "key": key})
+def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every value with its origin, the "
+                                                                      "causal context and the versions kept.")] = False
+        ) -> None:
+    """Read KEY from the node's replica (exit code 1 when absent). Multi-value keys print one
+    sibling per line; pass the `context` of `--json` back to `put --context` to resolve them."""
+    result = _call(config, control, {"cmd": "get", "key": key, "verbose": verbose})
     if result is None:
         if json:
             _print_json({"key": key, "error": "not found"})
@@ -137,15 +184,30 @@ def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: Js
         raise typer.Exit(1)
     if json:
         _print_json(result)
+    elif verbose:
+        kind = result["kind"]
+        typer.echo(f"key       {key} ({kind}{', deleted' if result['deleted'] else ''})")
+        typer.echo(f"value     {_show(result['value'])}")
+        for v in result["values"]:   # each sibling / member tag / counter slot with its origin
+            shown = " ".join(f"{k}={x}" for k, x in v.items() if k != "value")
+            typer.echo(f"  from    {_show(v['value']) + '  ' if 'value' in v else ''}{shown}")
+        typer.echo(f"context   {orjson.dumps(result['causal_context']).decode()}")
+        typer.echo(f"token     {result['context']}")
+        for e in result["versions"]:
+            typer.echo(f"version   {e['origin']}:{e['counter']} hlc={e['hlc']}{' deleted' if e['deleted'] else ''} "
+                       f"vv={orjson.dumps(e['vv']).decode()}")
+    elif isinstance(result["value"], list) and result.get("siblings", 0) > 1:
+        for value in result["value"]:
+            typer.echo(_show(value))
     else:
-        value = result["value"]
-        typer.echo(value if isinstance(value, str) else orjson.dumps(value).decode())
+        typer.echo(_show(result["value"]))
 
 
 @app.command()
-def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
+def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+           context: ContextOpt = None, field: FieldOpt = None) -> None:
     """Delete KEY (a tombstone spreads). Exit code 1 when there was nothing to delete."""
-    result = _call(config, control, {"cmd": "delete", "key": key})
+    result = _call(config, control, {"cmd": "delete", "key": key, "context": context, "field": field})
     if json:
         _print_json(result)
     elif result["deleted"]:
@@ -156,9 +218,59 @@ def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json:
 
 
 @app.command()
-def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
-    """List the members this node knows, with status and incarnation."""
+def incr(key: str, n: Annotated[int, typer.Argument(help="Amount; negative needs `--`: incr KEY -- -3.")] = 1,
+         config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False, field: FieldOpt = None) -> None:
+    """Add N (default 1) to the counter KEY (crdt gcounter/pncounter, or an ormap field)."""
+    result = _call(config, control, {"cmd": "incr", "key": key, "value": n, "field": field})
+    _print_json(result) if json else typer.echo(_show(result["value"]))
+
+
+@app.command()
+def sadd(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+         field: FieldOpt = None) -> None:
+    """Add MEMBER to the set KEY (crdt orset, add-wins; or an ormap field)."""
+    result = _call(config, control, {"cmd": "sadd", "key": key, "member": member, "field": field})
+    _print_json(result) if json else typer.echo(f"{member} added to {key}")
+
+
+@app.command()
+def srem(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+         field: FieldOpt = None) -> None:
+    """Remove MEMBER from the set KEY (the adds this replica has seen; concurrent adds win)."""
+    result = _call(config, control, {"cmd": "srem", "key": key, "member": member, "field": field})
+    _print_json(result) if json else typer.echo(f"{member} removed from {key}")
+
+
+@app.command()
+def smembers(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
+    """List the members of the set KEY, one per line (exit code 1 when absent or empty)."""
+    result = _call(config, control, {"cmd": "smembers", "key": key})
+    members_ = result["value"] if result is not None else []
+    if json:
+        _print_json({"key": key, "members": members_})
+    else:
+        for m in members_:
+            typer.echo(m)
+    if not members_:
+        raise typer.Exit(1)
+
+
+@app.command()
+def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+            watch: Annotated[bool, typer.Option("--watch", "-w", help="Then print membership changes as they "
+                                                                      "happen, until Ctrl-C.")] = False) -> None:
+    """List the members this node knows, with status, incarnation and tags."""
+    if watch:  # the event count first, so no change between the view and the stream is lost
+        last = _call(config, control, {"cmd": "events", "after": 1 << 62})["last"]
     result = _call(config, control, {"cmd": "members"})
+    if watch:
+        from .watch import watch as follow
+        if json:  # first line: the current view; then one event per line
+            typer.echo(orjson.dumps({"members": result}, default=str).decode())
+        else:
+            typer.echo(f"{len(result)} members ({', '.join(m['id'] + ':' + m['status'] for m in result)}); "
+                       f"watching for changes (Ctrl-C stops)")
+        raise typer.Exit(follow(_endpoint(config, control), typer.echo, after=last, as_json=json))
     if json:
         _print_json(result)
         return
@@ -172,21 +284,45 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
 
 
 @app.command()
-def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
-    """Node id, members by state, keys, store checksum, convergence and traffic counters."""
+def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+           wait_converged: Annotated[bool, typer.Option(
+               "--wait-converged", help="Block until every live member reports this node's Merkle root; "
+                                        "exit code 0 when it does, 1 on --timeout.")] = False,
+           timeout: Annotated[float, typer.Option(help="Seconds --wait-converged waits at most.", min=0)] = 30.0,
+           ) -> None:
+    """Node id, members by state, keys, Merkle root, convergence (since when), propagation lag
+    and traffic counters."""
     result = _call(config, control, {"cmd": "status"})
+    if wait_converged:
+        deadline = time.monotonic() + timeout
+        while not result["converged"] and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            result = _call(config, control, {"cmd": "status"})
     if json:
         _print_json(result)
+        if wait_converged and not result["converged"]:
+            raise typer.Exit(1)
         return
     m = result["members"]
     typer.echo(f"node       {result['node_id']} ({result['address']}, incarnation {result['incarnation']})")
     typer.echo(f"members    {m['alive']} alive, {m['suspect']} suspect, {m['dead']} dead, {m['left']} left")
     typer.echo(f"keys       {result['keys']} (checksum {result['checksum']})")
-    typer.echo(f"converged  {'yes' if result['converged'] else 'no'}")
+    since = result.get("converged_since")
+    if result["converged"] and since is not None:
+        typer.echo(f"converged  yes, for {max(0.0, time.time() - since):.1f} s "
+                   f"(since {time.strftime('%H:%M:%S', time.localtime(since))})")
+    else:
+        typer.echo(f"converged  {'yes' if result['converged'] else 'no'}")
+    if result.get("lag_samples"):
+        typer.echo(f"lag        p50 {result['lag_p50_ms']} ms, p99 {result['lag_p99_ms']} ms "
+                   f"over the last {result['lag_samples']} updates")
     typer.echo(f"messages   in {result['messages_in']}, out {result['messages_out']}; "
                f"bytes in {result['bytes_in']}, out {result['bytes_out']}")
     if result["dropped"]:
         typer.echo("dropped    " + ", ".join(f"{k}={v}" for k, v in sorted(result["dropped"].items())))
+    if wait_converged and not result["converged"]:
+        typer.echo(f"not converged within {timeout:g} s", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -8,6 +8,7 @@ import msgspec
 import orjson
 
 from .errors import RemoteProtocolError
+from .limits import LimitsSection, check_limits
 from .messages import MAGIC, PROTOCOL_VERSION, Envelope, RawEnvelope
 
 HEADER = MAGIC + bytes([PROTOCOL_VERSION])
@@ -25,8 +26,10 @@ def encoded_size(env: Envelope) -> int:
 
 
 def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Struct]],
-                  max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Envelope:
-    """Frames -> Envelope, or RemoteProtocolError naming the cause."""
+                  max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, *,
+                  limits: LimitsSection | None = None) -> Envelope:
+    """Frames -> Envelope, or RemoteProtocolError naming the cause. With `limits`, a message
+    carrying too many entries/claims or too large keys/values is refused here too."""
     if len(frames) != 2:
         raise RemoteProtocolError("frame_count", f"expected 2 frames, got {len(frames)}")
     header, body = frames
@@ -52,5 +55,8 @@ def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Str
         typed_body = msgspec.convert(raw.body, body_type)
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError("schema", f"{raw.type} body: {exc}") from None
-    return Envelope(type=raw.type, src=raw.src, addr=raw.addr, inc=raw.inc, body=typed_body,
-                    members=raw.members, rumors=raw.rumors, sum=raw.sum)
+    env = Envelope(type=raw.type, src=raw.src, addr=raw.addr, inc=raw.inc, body=typed_body,
+                   members=raw.members, rumors=raw.rumors, sum=raw.sum)
+    if limits is not None:
+        check_limits(env, limits)
+    return env

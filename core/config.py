@@ -10,7 +10,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -20,6 +20,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .limits import LimitsSection
+from .membership import MAX_TAGS_BYTES, tags_size
 from .registry import StrategyRegistry
 from .strategies import CONCERNS
 
@@ -53,6 +55,65 @@ class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     seed_rejoin_ms: int = 10_000          # re-contact seeds not in our view (heals partitions)
     leave_fanout: int = 32                # members told directly on graceful leave
     rng_seed: int | None = None           # fix the node's RNG (reproducible runs)
+    dead_probe_ms: int = 2_000            # contact one recently dead member this often (heals partitions); 0 = off
+    max_bytes_per_second: int = 0         # payload (delta, rumor, repair) bytes a node sends per second; 0 = no cap
+
+
+class AntiEntropySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[anti_entropy]: periodic Merkle repair (core/anti_entropy.py)."""
+
+    interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 0            # one Merkle exchange per interval; 0 = off
+    branching: Annotated[int, msgspec.Meta(ge=2, le=256)] = 16     # children per tree node (all nodes must agree)
+    depth: Annotated[int, msgspec.Meta(ge=1, le=8)] = 4            # levels: branching ** depth leaf buckets
+
+
+class HooksSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[hooks]: Serf-style event handler scripts, event -> command (transports/event_scripts.py).
+
+    A command is a shell string or an argv list; "" means no handler. `any` runs for every event.
+    """
+
+    joined: str | list[str] = ""
+    suspected: str | list[str] = ""
+    alive_again: str | list[str] = ""
+    rejoined: str | list[str] = ""
+    failed: str | list[str] = ""
+    left: str | list[str] = ""
+    reaped: str | list[str] = ""
+    any: str | list[str] = ""
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4            # scripts running at once
+    queue: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000          # waiting runs beyond that are dropped
+    timeout_ms: Annotated[int, msgspec.Meta(ge=100)] = 30_000             # a script running longer is killed
+
+
+class ChaosSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[chaos]: fault injection on outgoing messages of the ZeroMQ runtime (transports/chaos.py).
+    The GOSSIPMQ_CHAOS environment variable ("loss=0.05,delay_ms=20") overrides it."""
+
+    loss: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0             # drop probability per message
+    delay_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 0             # added one-way delay
+    jitter_ms: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 0            # plus uniform 0..jitter_ms
+    seed: int | None = None                                                  # fix the fault RNG
+
+
+class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[storage]: where the replica lives (transports/storage.py) and tombstone GC (core/gc.py)."""
+
+    backend: Literal["memory", "sqlite"] = "memory"   # sqlite: survives restarts (kill -9 included)
+    path: str = ""                                    # sqlite file, "{id}" = node id; default ./gossipmq-{id}.db
+    synchronous: Literal["normal", "full"] = "normal"  # normal: survives a process crash; full: also power loss
+    flush_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 50   # commit replicated changes this often
+    tombstone_ttl_ms: Annotated[int, msgspec.Meta(ge=1)] = 86_400_000   # purge tombstones after this anyway
+    gc_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 1_000          # tombstone check period; 0 = no GC
+
+
+@dataclass(frozen=True)
+class ResolverRule:
+    """One [[conflict_resolution.rules]] entry: keys starting with `prefix` use resolver `name`."""
+
+    prefix: str
+    name: str
+    options: msgspec.Struct
 
 
 @dataclass(frozen=True)
@@ -60,6 +121,7 @@ class StrategyChoice:
     concern: str
     name: str
     options: msgspec.Struct
+    rules: tuple[ResolverRule, ...] = ()   # conflict_resolution only: per key prefix
 
 
 @dataclass(frozen=True)
@@ -69,6 +131,11 @@ class Config:
     gossip: GossipSection
     strategies: dict[str, StrategyChoice]
     raw: dict[str, Any] = field(default_factory=dict)
+    anti_entropy: AntiEntropySection = field(default_factory=AntiEntropySection)
+    hooks: HooksSection = field(default_factory=HooksSection)
+    chaos: ChaosSection = field(default_factory=ChaosSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    storage: StorageSection = field(default_factory=StorageSection)
 
     def with_node(self, **changes: Any) -> Config:
         """Copy with [node] fields replaced (CLI flags override the file)."""
@@ -103,16 +170,20 @@ def _section(doc: dict[str, Any], table: str, cls: type[msgspec.Struct], path: s
 
 
 def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<config>") -> Config:
-    known = {"node", "gossip", *CONCERNS}
+    known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", *CONCERNS}
     for table in doc:
         if table not in known:
             raise ConfigError(f"unknown table (valid tables: {', '.join(sorted(known))})", path=path, table=table)
     node = _section(doc, "node", NodeSection, path)
+    if tags_size(node.tags) > MAX_TAGS_BYTES:
+        raise ConfigError(f"tags take {tags_size(node.tags)} bytes; at most {MAX_TAGS_BYTES} (keys plus values)",
+                          path=path, table="node", key="tags")
     gossip = _section(doc, "gossip", GossipSection, path)
     strategies: dict[str, StrategyChoice] = {}
     for concern in CONCERNS:
         table = dict(doc.get(concern, {}))
         name = table.pop("strategy", DEFAULT_STRATEGIES[concern])
+        raw_rules = table.pop("rules", []) if concern == "conflict_resolution" else []
         if not isinstance(name, str):
             raise ConfigError("must be a string", path=path, table=concern, key="strategy")
         spec = registry.get(concern, name)
@@ -126,8 +197,52 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
             err = _explain(exc, path, concern, ["strategy", *spec.options.__struct_fields__])
             raise ConfigError(f"{err.args[0].split(': ', 1)[1]} (strategy {name!r})",
                               path=path, table=concern, key=err.key) from None
-        strategies[concern] = StrategyChoice(concern, name, options)
-    return Config(path=path, node=node, gossip=gossip, strategies=strategies, raw=doc)
+        rules = _parse_rules(raw_rules, registry, path) if raw_rules else ()
+        strategies[concern] = StrategyChoice(concern, name, options, rules)
+    anti_entropy = _section(doc, "anti_entropy", AntiEntropySection, path)
+    hooks = _section(doc, "hooks", HooksSection, path)
+    chaos = _section(doc, "chaos", ChaosSection, path)
+    limits = _section(doc, "limits", LimitsSection, path)
+    storage = _section(doc, "storage", StorageSection, path)
+    return Config(path=path, node=node, gossip=gossip, strategies=strategies, raw=doc, anti_entropy=anti_entropy,
+                  hooks=hooks, chaos=chaos, limits=limits, storage=storage)
+
+
+def _parse_rules(raw: Any, registry: StrategyRegistry, path: str) -> tuple[ResolverRule, ...]:
+    """[[conflict_resolution.rules]]: prefix -> resolver (+ its options). Unknown resolvers,
+    bad options and overlapping prefixes (one a prefix of another) are errors."""
+    if not isinstance(raw, list):
+        raise ConfigError("must be an array of tables ([[conflict_resolution.rules]])",
+                          path=path, table="conflict_resolution", key="rules")
+    rules: list[ResolverRule] = []
+    for i, item in enumerate(raw):
+        table = f"conflict_resolution.rules[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError("must be a table", path=path, table=table)
+        item = dict(item)
+        prefix, name = item.pop("prefix", None), item.pop("resolver", None)
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError("must be a non-empty string (the key prefix this rule covers)",
+                              path=path, table=table, key="prefix")
+        if not isinstance(name, str):
+            raise ConfigError("must be a string naming a conflict resolver", path=path, table=table, key="resolver")
+        spec = registry.get("conflict_resolution", name)
+        if spec is None:
+            installed = ", ".join(registry.names("conflict_resolution")) or "none"
+            raise ConfigError(f"unknown resolver {name!r} (installed: {installed})",
+                              path=path, table=table, key="resolver")
+        try:
+            options = msgspec.convert(item, spec.options)
+        except msgspec.ValidationError as exc:
+            err = _explain(exc, path, table, ["prefix", "resolver", *spec.options.__struct_fields__])
+            raise ConfigError(f"{err.args[0].split(': ', 1)[1]} (resolver {name!r})",
+                              path=path, table=table, key=err.key) from None
+        for j, other in enumerate(rules):
+            if prefix.startswith(other.prefix) or other.prefix.startswith(prefix):
+                raise ConfigError(f"prefix {prefix!r} overlaps rule {j} (prefix {other.prefix!r}); "
+                                  f"every key must match at most one rule", path=path, table=table, key="prefix")
+        rules.append(ResolverRule(prefix, name, options))
+    return tuple(rules)
 
 
 def load_config(path: str | Path, registry: StrategyRegistry) -> Config:

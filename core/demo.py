@@ -30,7 +30,7 @@ def _spawn(config: Path, nodes: int, base_port: int, logs: Path) -> list[tuple[s
         args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(config), "--node-id", node_id,
                 "--bind", address, "--advertise", address, "--control", control]
         if address != seed:
-            args += ["--seed", seed]
+            args += ["--seed", f"n1@{seed}"]   # "id@address": curve security dials n1's trusted key
         with open(logs / f"{node_id}.log", "wb") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         out.append((node_id, control, proc))

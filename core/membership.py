@@ -28,6 +28,13 @@ from .messages import MemberUpdate
 
 RANK = {"alive": 0, "suspect": 1, "dead": 2, "left": 3}
 REACHABLE = ("alive", "suspect")
+#: member metadata budget (memberlist's MetaMaxSize): tags ride on every membership update
+MAX_TAGS_BYTES = 512
+
+
+def tags_size(tags: dict[str, str]) -> int:
+    """Bytes the tags occupy (keys plus values, UTF-8); compared with MAX_TAGS_BYTES."""
+    return sum(len(k.encode()) + len(str(v).encode()) for k, v in tags.items())
 
 
 def supersedes(claim: MemberUpdate, inc: int, status: str, hb: int) -> bool:
@@ -50,9 +57,11 @@ class Member:
     tags: dict[str, str] = field(default_factory=dict)
     heard_at: float = 0.0      # last liveness evidence (direct message or heartbeat progress)
     since: float = 0.0         # when `status` was entered
+    by: str = ""               # who asserted the current suspect/dead status
 
     def as_update(self) -> MemberUpdate:
-        return MemberUpdate(self.id, self.addr, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
+        return MemberUpdate(self.id, self.addr, self.inc, self.status, self.hb, self.tags,  # type: ignore[arg-type]
+                            self.by)
 
 
 @dataclass(slots=True, frozen=True)
@@ -114,17 +123,22 @@ class MemberTable:
             if claim.status not in REACHABLE:
                 return None  # no news in learning that a stranger is gone
             member = Member(claim.id, claim.addr, claim.inc, claim.status, claim.hb,
-                            dict(claim.tags), heard_at=now, since=now)
+                            dict(claim.tags), heard_at=now, since=now, by=claim.by)
             self._members[claim.id] = member
             self._set_reachable(member.id, True)
             self.heard_order[member.id] = None
             return Change(member, None, True, True)
         if not supersedes(claim, member.inc, member.status, member.hb):
+            if claim.inc == member.inc and claim.tags and not member.tags:
+                # Tags are fixed for a life; a member first known from a bare envelope lacks them.
+                member.tags = dict(claim.tags)
             return None
         previous = member.status
         refreshed = claim.status == "alive" and (claim.inc > member.inc or claim.hb > member.hb)
+        if claim.tags or claim.inc != member.inc:  # a same-life claim without tags does not erase them
+            member.tags = dict(claim.tags)
         member.addr, member.inc, member.status, member.hb = claim.addr, claim.inc, claim.status, claim.hb
-        member.tags = dict(claim.tags)
+        member.by = claim.by
         if refreshed:
             self.mark_heard(member.id, now)
         if previous != member.status:
@@ -132,12 +146,12 @@ class MemberTable:
             self._set_reachable(member.id, member.status in REACHABLE)
         return Change(member, previous, previous != member.status, refreshed)
 
-    def set_status(self, member_id: str, status: str, now: float) -> Member | None:
+    def set_status(self, member_id: str, status: str, now: float, by: str = "") -> Member | None:
         """Local verdict (by our failure detector) at the member's current incarnation."""
         member = self._members.get(member_id)
         if member is None or member.status == status or RANK[status] < RANK[member.status]:
             return None
-        member.status, member.since = status, now
+        member.status, member.since, member.by = status, now, by
         self._set_reachable(member_id, status in REACHABLE)
         return member
 

@@ -36,6 +36,10 @@ class Entry(msgspec.Struct, array_like=True, frozen=True):
     counter: int
     hlc: int
     vv: dict[str, int]
+    sig: str = ""         # Ed25519 signature by the origin (curve security, signing = "ed25519"); relays keep it
+    #: how `value`/`vv` are to be read: "" = a plain value (lww), "mv" = multi-value siblings,
+    #: "crdt:<type>" = a CRDT state; see core/resolution.py and docs/conflict-resolution.md
+    kind: str = ""
 
     @property
     def dot(self) -> tuple[str, int]:
@@ -51,6 +55,8 @@ class MemberUpdate(msgspec.Struct, array_like=True, frozen=True):
     status: Status
     hb: int = 0
     tags: dict[str, str] = {}
+    by: str = ""          # who asserts a suspect/dead status (Lifeguard counts independent suspectors)
+    sig: str = ""         # Ed25519 signature by the member (alive/left) or by `by` (suspect/dead)
 
 
 # ---- bodies owned by the kernel ---------------------------------------------------------

@@ -20,13 +20,20 @@ from typing import Any
 
 import msgspec
 
+from .anti_entropy import AntiEntropy
 from .broadcast import BroadcastQueue, retransmit_limit
+from .budget import ByteBudget
 from .clock import HybridLogicalClock
-from .config import GossipSection
+from .config import AntiEntropySection, GossipSection, StorageSection
 from .effects import Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
-from .membership import REACHABLE, Change, Member, MemberTable
+from .gc import TombstoneCollector
+from .lag import LagWindow
+from .limits import LimitsSection, value_size
+from .membership import MAX_TAGS_BYTES, REACHABLE, Change, Member, MemberTable, tags_size
+from .merkle import MerkleTree
 from .messages import KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Syn, SynAck
-from .store import Store
+from .resolution import Op, Read, WriteContext, decode_context, router_of
+from .store import Store, entry_size
 from .strategies import ConflictResolver, Dissemination, FailureDetector, PeerSelector, SecurityProvider, Strategy
 
 #: a life's first write counter is start_incarnation << COUNTER_SHIFT, so a restarted node
@@ -39,10 +46,13 @@ class Node:
     def __init__(self, node_id: str, address: str, *, strategies: Mapping[str, Strategy],
                  gossip: GossipSection | None = None, seeds: Sequence[str] = (),
                  tags: Mapping[str, str] | None = None, incarnation: int = 1,
-                 rng_seed: int | None = None, aligned_rounds: bool = False) -> None:
+                 rng_seed: int | None = None, aligned_rounds: bool = False,
+                 anti_entropy: AntiEntropySection | None = None, limits: LimitsSection | None = None,
+                 storage: StorageSection | None = None) -> None:
         self.node_id = node_id
         self.address = address
         self.gossip = gossip or GossipSection()
+        self.limits = limits or LimitsSection()
         self.inc = incarnation
         self.hb = 0
         self.status = "alive"
@@ -56,11 +66,27 @@ class Node:
         self.failure_detector: FailureDetector = strategies["failure_detection"]  # type: ignore[assignment]
         self.resolver: ConflictResolver = strategies["conflict_resolution"]  # type: ignore[assignment]
         self.security: SecurityProvider = strategies["security"]  # type: ignore[assignment]
+        # Anti-entropy is kernel-owned: every node answers Merkle exchanges, and starts them
+        # itself only when [anti_entropy] interval_ms > 0.
+        anti_entropy = anti_entropy or AntiEntropySection()
+        strategies = {**strategies, AntiEntropy.concern: AntiEntropy(anti_entropy)}
         self.strategies = dict(strategies)
         self.members = MemberTable()
-        self.store = Store(self.resolver.resolve)
+        # [[conflict_resolution.rules]] route keys to resolvers by prefix (one resolver: no rules)
+        self.router = router_of(self.resolver)
+        self.store = Store(self.router, seal=self.security.seal_entry)
+        self.store.merkle = MerkleTree(anti_entropy.branching, anti_entropy.depth)
+        self.budget = ByteBudget(self.gossip.max_bytes_per_second)
+        self.lag = LagWindow()
         self.hlc = HybridLogicalClock()
         self.counter = incarnation << COUNTER_SHIFT
+        #: first incarnation of this replica's state: names its CRDT counter slot ("id/life");
+        #: durable storage restores it, so a restarted node keeps counting in the same slot
+        self.life = incarnation
+        self.storage = storage or StorageSection()
+        self.gc = TombstoneCollector(self.storage.tombstone_ttl_ms / 1000,
+                                     guard=min(60.0, self.storage.tombstone_ttl_ms / 1000))
+        self.peer_digests: dict[str, dict[str, int]] = {}   # last digest each peer sent in a syn
         self.broadcasts: BroadcastQueue[MemberUpdate] = BroadcastQueue()
         self.bodies: dict[str, type[msgspec.Struct]] = dict(KERNEL_BODIES)
         self._handlers: dict[str, Strategy] = {}
@@ -95,6 +121,10 @@ class Node:
         self.schedule("kernel", "reap", 1.0)
         if self.seeds:
             self.schedule("kernel", "seeds", self.gossip.seed_rejoin_ms / 1000)
+        if self.gossip.dead_probe_ms > 0:
+            self.schedule("kernel", "dead", self.gossip.dead_probe_ms / 1000)
+        if self.storage.gc_interval_ms > 0:
+            self.schedule("kernel", "gc", self.storage.gc_interval_ms / 1000)
         return self._drain()
 
     def handle_timer(self, now: float, timer: str) -> list[Effect]:
@@ -103,17 +133,23 @@ class Node:
             return self._drain()
         owner, _, name = timer.partition(":")
         if owner == "kernel":
-            {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer}[name]()
+            {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer,
+             "dead": self._on_dead_timer, "gc": self._on_gc_timer}[name]()
         else:
             self.strategies[owner].on_timer(self, name)
         return self._drain()
 
-    def handle_message(self, now: float, env: Envelope) -> list[Effect]:
+    def handle_message(self, now: float, env: Envelope, peer: str | None = None) -> list[Effect]:
+        """`peer`: the member id the transport authenticated the sender as (CURVE), if any."""
         self.now = now
         self.stats["messages_in"] += 1
         self.stats[f"in.{env.type}"] += 1
         if env.src == self.node_id:
             self.record_drop(now, "spoofed_self", f"message of type {env.type} claims to come from this node")
+            return self._drain()
+        if peer is not None and peer != env.src:
+            self.record_drop(now, "spoofed_sender", f"{env.type} claims to come from {env.src!r} "
+                                                    f"but its connection is authenticated as {peer!r}")
             return self._drain()
         reason = self.security.verify_envelope(env)
         if reason is not None:
@@ -133,16 +169,29 @@ class Node:
             self._handlers[env.type].on_message(self, env)
         return self._drain()
 
-    def put(self, now: float, key: str, value: Any) -> tuple[Entry, list[Effect]]:
-        """Write `value` under `key` here; it spreads from here. Returns (entry, effects)."""
-        return self._write(now, key, value, deleted=False)
+    def put(self, now: float, key: str, value: Any, context: Mapping[str, int] | str | None = None,
+            field: str | None = None) -> tuple[Entry, list[Effect]]:
+        """Write `value` under `key` here; it spreads from here. Returns (entry, effects).
+        `context` (a read's causal context, multi-value/mvreg keys) says which siblings this
+        write replaces; without it, everything this replica holds. ValueError when key or value
+        exceed [limits] (peers would drop the write) or the key's resolver refuses."""
+        return self.mutate(now, key, Op("put", value, _context(context), field))  # type: ignore[return-value]
 
-    def delete(self, now: float, key: str) -> tuple[Entry | None, list[Effect]]:
-        """Tombstone `key`; (None, []) when there is no live value to delete."""
-        current = self.store.get(key)
-        if current is None or current.deleted:
+    def delete(self, now: float, key: str, context: Mapping[str, int] | str | None = None,
+               field: str | None = None) -> tuple[Entry | None, list[Effect]]:
+        """Tombstone `key` (or an OR-Map field); (None, []) when there is no live value to delete."""
+        if not self.store.is_live(key):
             return None, []
-        return self._write(now, key, None, deleted=True)
+        return self.mutate(now, key, Op("delete", None, _context(context), field))
+
+    def mutate(self, now: float, key: str, op: Op) -> tuple[Entry, list[Effect]]:
+        """Apply one operation (put, delete, incr, sadd, srem) to `key` here; the key's
+        resolver builds the new version from the versions held here (ValueError if refused)."""
+        if len(key.encode()) > self.limits.max_key_bytes:
+            raise ValueError(f"key of {len(key.encode())} bytes exceeds [limits] max_key_bytes")
+        if value_size(op.value) > self.limits.max_value_bytes:
+            raise ValueError(f"value of {value_size(op.value)} bytes exceeds [limits] max_value_bytes")
+        return self._write(now, key, op)
 
     def leave(self, now: float) -> list[Effect]:
         """Graceful departure: tell up to `leave_fanout` members directly, then stop gossiping."""
@@ -160,17 +209,42 @@ class Node:
 
     def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
         """Count a rejected input (the runtime calls this for frames it could not decode)."""
+        self.now = now
+        self.drop(cause, detail)
+        return self._drain()
+
+    def drop(self, cause: str, detail: str) -> None:
+        """Count and report one rejected piece of input during a handler (strategies use this)."""
         self.stats["dropped"] += 1
         self.stats[f"dropped.{cause}"] += 1
         self._effects.append(Dropped(cause, detail))
-        return self._drain()
 
     # ======================================================================================
     # Queries
     # ======================================================================================
     def get(self, key: str) -> Entry | None:
+        """The newest stored version of `key` unless deleted (lww keys: the value); see `read`."""
         entry = self.store.get(key)
         return None if entry is None or entry.deleted else entry
+
+    def read(self, key: str) -> Read | None:
+        """The resolved view of `key`: value(s), causal context, origin of each; None if unknown."""
+        versions = self.store.versions(key)
+        if not versions:
+            return None
+        return self.router.for_key(key).read(key, versions)
+
+    def restore(self, entries: Sequence[Entry], watermarks: Mapping[str, int], *, counter: int, hlc: int,
+                life: int) -> None:
+        """Load a persisted replica (transports/storage.py) before `start`: its versions,
+        watermarks, write counter (never reused: we continue above it), HLC and counter slot."""
+        self.store.load(entries, watermarks)
+        self.counter = max(self.counter, counter)
+        self.hlc.last = max(self.hlc.last, hlc)
+        self.life = life
+        for key in list(self.store.entries):
+            if not self.store.is_live(key):
+                self.gc.touch(key, self.now, live=False)
 
     def self_update(self) -> MemberUpdate:
         return MemberUpdate(self.node_id, self.address, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
@@ -207,11 +281,16 @@ class Node:
             "checksum": self.store.checksum(),
             "converged": converged,
             "converged_since": self.converged_since,
+            **self.lag.summary(now),
             "round": self.round,
             "messages_in": self.stats["messages_in"],
             "messages_out": self.stats["messages_out"],
             "dropped": {k.split(".", 1)[1]: v for k, v in self.stats.items() if k.startswith("dropped.")},
             "deferred_bytes": self.stats["deferred_bytes"],
+            "storage": self.storage.backend,
+            "conflicts": {**self.router.stats(), **self.gc.stats, "tombstones_pending": len(self.gc.candidates),
+                          "bad_entries": self.stats["dropped.bad_entry"],
+                          "context_compacted": self.stats["context_compacted"]},
             "strategies": {concern: type(s).__name__ for concern, s in self.strategies.items()},
         }
 
@@ -221,11 +300,17 @@ class Node:
     def send(self, member_id: str, type: str, body: msgspec.Struct) -> None:
         member = self.members.get(member_id)
         if member is not None:
-            self.send_to_address(member.addr, type, body)
+            # Lifeguard's buddy system: a suspect learns it from whoever contacts it, so it refutes at once.
+            about = member.as_update() if member.status == "suspect" else None
+            self.send_to_address(member.addr, type, body, about=about)
 
-    def send_to_address(self, address: str, type: str, body: msgspec.Struct) -> None:
+    def send_to_address(self, address: str, type: str, body: msgspec.Struct,
+                        about: MemberUpdate | None = None) -> None:
         limit = retransmit_limit(self.gossip.retransmit_mult, len(self.members.reachable_ids()) + 1)
-        members = self.broadcasts.take(self.gossip.members_per_message, limit)
+        members = self.broadcasts.take(self.gossip.members_per_message - (about is not None), limit)
+        if about is not None:
+            members = [about, *members]
+        members = self.security.seal_claims(members)
         rumors = self.dissemination.rumors(self, address, self.gossip.max_message_bytes // 2)
         env = Envelope(type=type, src=self.node_id, addr=self.address, inc=self.inc, body=body,
                        members=members, rumors=rumors, sum=self.store.checksum())
@@ -259,9 +344,28 @@ class Node:
     def declare_dead(self, member_id: str, reason: str) -> None:
         self._set_status(member_id, "dead", reason)
 
+    def gossip_claim(self, claim: MemberUpdate) -> None:
+        """Spread `claim` piggybacked as it is (SWIM re-gossips independent suspicions)."""
+        self.broadcasts.push(claim.id, claim)
+
     def round_completed(self, stats: Mapping[str, Any]) -> None:
         self.round += 1
-        self._effects.append(RoundCompleted(self.round, dict(stats)))
+        stats = dict(stats)
+        if self.lag.fresh:   # propagation lag rides on the round event when there is news
+            stats.update(self.lag.summary(self.now))
+        self._effects.append(RoundCompleted(self.round, stats))
+
+    def apply_entry(self, entry: Entry) -> bool:
+        """Merge one received entry (events, lag and dissemination hooks included).
+        True when it changed the store, False when it was redundant or lost to ours."""
+        return self._apply_entry(entry)
+
+    def payload_allowance(self) -> int:
+        """Payload bytes the per-second budget allows right now (huge when uncapped)."""
+        return self.budget.available(self.now)
+
+    def spend_payload(self, n: int) -> None:
+        self.budget.spend(n)
 
     def count(self, name: str, n: int = 1) -> None:
         self.stats[name] += n
@@ -272,7 +376,7 @@ class Node:
     def _on_join(self, env: Envelope) -> None:
         table = [self.self_update()]
         table += [m.as_update() for m in self.members.all() if m.status in REACHABLE and m.id != env.src]
-        self.send_to_address(env.addr, "join_ack", JoinAck(table[:1000]))
+        self.send_to_address(env.addr, "join_ack", JoinAck(self.security.seal_claims(table[:1000])))
 
     def _on_join_ack(self, env: Envelope) -> None:
         for claim in env.body.members:
@@ -289,6 +393,7 @@ class Node:
 
     def _on_syn(self, env: Envelope) -> None:
         syn: Syn = env.body
+        self.peer_digests[env.src] = syn.digest   # for causal stability (tombstone GC, compaction)
         digest = self.store.digest()
         want = syn.mode != "pull" and any(mark > digest.get(o, 0) for o, mark in syn.digest.items())
         entries: list[Entry] = []
@@ -300,6 +405,8 @@ class Node:
 
     def _on_syn_ack(self, env: Envelope) -> None:
         body: SynAck = env.body
+        if body.digest is not None:
+            self.peer_digests[env.src] = body.digest
         self._apply_delta(body.entries, body.coverage)
         if body.digest is not None and self.store.lags(body.digest):
             entries, coverage = self._delta(body.digest)
@@ -315,17 +422,70 @@ class Node:
         out, self._effects = self._effects, []
         return out
 
-    def _write(self, now: float, key: str, value: Any, deleted: bool) -> tuple[Entry, list[Effect]]:
+    def _write(self, now: float, key: str, op: Op) -> tuple[Entry, list[Effect]]:
         self.now = now
-        self.counter += 1
-        entry = self.store.write(key, value, deleted, self.node_id, self.counter, self.hlc.tick(now))
+        resolver = self.router.for_key(key)
+        resolver.check_op(op)
+        counter, hlc = self.counter + 1, self.hlc.tick(now)
+        wc = WriteContext(self.node_id, counter, hlc, f"{self.node_id}/{self.life}", self._compact)
+        value, deleted, vv = resolver.build(key, self.store.versions(key), op, wc)  # ValueError: refused
+        self.counter = counter   # only now: a refused operation leaves no gap in our dots
+        entry = self.store.write(key, value, deleted, self.node_id, counter, hlc, vv=vv, kind=resolver.kind)
         self.stats["writes"] += 1
+        self.gc.touch(key, now, self.store.is_live(key))
         self._effects.append(KeyChanged(key, entry, "local"))
         self.dissemination.on_local_write(self, entry)
         return entry, self._drain()
 
+    def live_digests(self) -> list[dict[str, int]] | None:
+        """Our digest and every reachable member's last one; None while one is unknown."""
+        digests = [self.store.watermarks]
+        for member_id in self.members.reachable_ids():
+            digest = self.peer_digests.get(member_id)
+            if digest is None:
+                return None
+            digests.append(digest)
+        return digests
+
+    def _compact(self, vv: dict[str, int]) -> dict[str, int]:
+        """Drop from a new lww version's context the origins that departed (not a reachable
+        member, not us) and whose dots every live member has seen (docs/conflict-resolution.md)."""
+        reachable = set(self.members.reachable_ids())
+        gone = [o for o in vv if o != self.node_id and o not in reachable]
+        if not gone:
+            return vv
+        digests = self.live_digests()
+        if digests is None:
+            return vv
+        stable = [o for o in gone if all(d.get(o, 0) >= vv[o] for d in digests)]
+        if stable:
+            self.stats["context_compacted"] += len(stable)
+        return {o: c for o, c in vv.items() if o not in stable}
+
+    def _on_gc_timer(self) -> None:
+        """Purge tombstones that are causally stable or older than tombstone_ttl (core/gc.py)."""
+        self.gc.expire(self.now)
+        for key, reason in self.gc.due(self.now, self.store.versions, self.live_digests()):
+            if self.store.is_live(key):   # revived since it became a candidate
+                self.gc.touch(key, self.now, True)
+                continue
+            self.store.purge(key)
+            self.gc.forget(key, self.now, reason)
+        self.schedule("kernel", "gc", self.storage.gc_interval_ms / 1000)
+
     def _delta(self, digest: Mapping[str, int]) -> tuple[list[Entry], dict[str, int]]:
-        entries, coverage, deferred = self.store.delta_for(digest, self.gossip.max_message_bytes)
+        allowance = self.budget.available(self.now)
+        budget = min(self.gossip.max_message_bytes, allowance)
+        entries, coverage, deferred = self.store.delta_for(digest, budget)
+        if not self.budget.unlimited:
+            size = sum(entry_size(e) for e in entries)
+            if allowance <= 0 and entries:
+                # Out of budget: send nothing now (coverage would claim what we withhold).
+                deferred += size
+                entries, coverage = [], {}
+                self.stats["deferred_rate"] += 1
+            else:
+                self.budget.spend(size)
         if deferred:
             self.stats["deferred_bytes"] += deferred
         self.stats["entries_sent"] += len(entries)
@@ -336,22 +496,35 @@ class Node:
             self._apply_entry(entry)
         self.store.adopt_coverage(coverage)
 
-    def _apply_entry(self, entry: Entry) -> None:
+    def _apply_entry(self, entry: Entry) -> bool:
         self.stats["entries_received"] += 1
+        reason = self.router.for_key(entry.key).validate(entry)
+        if reason is not None:   # another resolver config, or a malformed state: never merge it
+            self.drop("bad_entry", f"{entry.key!r} from {entry.origin}: {reason}")
+            return False
+        if self.gc.ignores(entry.key, entry.counter <= self.store.watermarks.get(entry.origin, 0)):
+            self.stats["entries_purged"] += 1   # a late copy of a key we garbage-collected
+            return False
         self.hlc.observe(entry.hlc, self.now)
         stored = self.store.apply(entry)
         if stored is None:
             self.stats["entries_redundant"] += 1
-            return
+            return False
         self.stats["entries_applied"] += 1
+        self.gc.touch(entry.key, self.now, self.store.is_live(entry.key))
+        if stored.origin != self.node_id:
+            self.lag.record(self.now, stored.hlc)
         self._effects.append(KeyChanged(stored.key, stored, "remote"))
         self.dissemination.on_applied(self, stored)
+        return True
 
     def _hear_from(self, env: Envelope) -> None:
         """The sender itself is evidence: alive at its incarnation, and heard just now."""
         member = self.members.get(env.src)
         if member is None or env.inc > member.inc:
-            tags = member.tags if member else {}
+            # Its own piggybacked claim (a join carries it) gives the tags of this life.
+            own = next((c for c in env.members if c.id == env.src and c.inc == env.inc), None)
+            tags = own.tags if own is not None else (member.tags if member else {})
             hb = member.hb if member and member.inc == env.inc else 0
             self._apply_claim(MemberUpdate(env.src, env.addr, env.inc, "alive", hb, tags))
             member = self.members.get(env.src)
@@ -366,23 +539,32 @@ class Node:
             self.broadcasts.push(member.id, member.as_update())
 
     def _apply_claim(self, claim: MemberUpdate) -> None:
+        if claim.tags and tags_size(claim.tags) > MAX_TAGS_BYTES:
+            self.stats["dropped"] += 1
+            self.stats["dropped.tags_oversized"] += 1
+            self._effects.append(Dropped("tags_oversized", f"claim about {claim.id} carries "
+                                                           f"{tags_size(claim.tags)} bytes of tags"))
+            return
         if claim.id == self.node_id:
-            self._claim_about_self(claim)
+            self.failure_detector.on_claim(self, claim, self._claim_about_self(claim))
             return
         change = self.members.apply(claim, self.now)
-        if change is None:
-            return
-        self._after_change(change)
+        if change is not None:
+            self._after_change(change)
+        self.failure_detector.on_claim(self, claim, change is not None)
 
-    def _claim_about_self(self, claim: MemberUpdate) -> None:
+    def _claim_about_self(self, claim: MemberUpdate) -> bool:
+        """Refute a claim that we are suspect/dead (or of a newer life); True when we did."""
         if self.status == "left":
-            return
+            return False
         if claim.inc > self.inc or (claim.inc == self.inc and claim.status != "alive"):
             self.inc = claim.inc + 1
             self.stats["refutations"] += 1
             self._effects.append(Notice("refuted", f"refuted '{claim.status}' at incarnation {claim.inc}; "
                                                    f"now alive at {self.inc}"))
             self.broadcasts.push(self.node_id, self.self_update())
+            return True
+        return False
 
     def _after_change(self, change: Change) -> None:
         member = change.member
@@ -400,7 +582,7 @@ class Node:
     def _set_status(self, member_id: str, status: str, reason: str) -> None:
         previous = self.members.get(member_id)
         prev_status = previous.status if previous else None
-        member = self.members.set_status(member_id, status, self.now)
+        member = self.members.set_status(member_id, status, self.now, by=self.node_id)
         if member is None:
             return
         self.stats[f"declared_{status}"] += 1
@@ -447,6 +629,16 @@ class Node:
         self.members.forget_graves(self.now)
         self.schedule("kernel", "reap", 1.0)
 
+    def _on_dead_timer(self) -> None:
+        """Gossip to the dead (memberlist's GossipToTheDeadTime): until it is reaped, contact one
+        failed member now and then, so two sides of a healed partition find each other again."""
+        dead = [m for m in self._departed if (member := self.members.get(m)) is not None and member.status == "dead"]
+        if dead:
+            target = self.members.get(self.rng.choice(dead))
+            if target is not None:
+                self.send_to_address(target.addr, "join", Join())
+        self.schedule("kernel", "dead", self.gossip.dead_probe_ms / 1000)
+
     def _on_seeds_timer(self) -> None:
         known = {m.addr for m in self.members.all() if m.status in REACHABLE}
         strangers = [s for s in self.seeds if s not in known]
@@ -458,3 +650,10 @@ class Node:
 def _member_dict(member: Member) -> dict[str, Any]:
     return {"id": member.id, "address": member.addr, "status": member.status, "incarnation": member.inc,
             "tags": dict(member.tags), "heartbeat": member.hb}
+
+
+def _context(context: Mapping[str, int] | str | None) -> dict[str, int] | None:
+    """A causal context given as a token (CLI) or a mapping (API)."""
+    if context is None or isinstance(context, Mapping):
+        return None if context is None else dict(context)
+    return decode_context(context)

@@ -25,7 +25,12 @@ BUILTIN_MODULES = (
     "gossipmq.plugins.dissemination",
     "gossipmq.plugins.failure_detection",
     "gossipmq.plugins.conflict_resolution",
+    "gossipmq.plugins.multi_value",
+    "gossipmq.plugins.crdt",
     "gossipmq.plugins.security",
+    "gossipmq.plugins.swim",
+    "gossipmq.plugins.phi",
+    "gossipmq.plugins.rumor",
 )
 
 

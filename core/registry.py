@@ -70,4 +70,14 @@ def create_strategies(registry: StrategyRegistry, choices: dict[str, object]) ->
         if spec is None:
             raise PluginError(f"{concern} strategy {choice.name!r} is not installed")  # type: ignore[attr-defined]
         out[concern] = spec.factory(choice.options)  # type: ignore[attr-defined]
+        rules = getattr(choice, "rules", ())
+        if rules:  # [[conflict_resolution.rules]]: one resolver per key prefix
+            from .resolution import PrefixRouter
+            routed = []
+            for rule in rules:
+                rule_spec = registry.get(concern, rule.name)
+                if rule_spec is None:
+                    raise PluginError(f"{concern} strategy {rule.name!r} is not installed")
+                routed.append((rule.prefix, rule_spec.factory(rule.options)))
+            out[concern] = PrefixRouter(out[concern], routed)  # type: ignore[arg-type]
     return out

@@ -8,20 +8,50 @@ order (oldest-missing first), plus a coverage claim: the watermark it may adopt 
 applies them. When a byte budget cuts a delta short, coverage stops just below the first
 entry left out, so nothing is skipped: the rest follows next round, and the deferred bytes
 are counted. See docs/algorithms.md for why superseded dots need no special treatment.
+
+A key holds a *set* of versions: those no other version of the key covers, as the resolver
+(core/resolution.py) defines covering. `lww` covers by HLC, so one version stays; multi-value
+and CRDT keys keep concurrent states and join them on read. Every version is immutable and
+keeps its own dot, so reconciliation stays per dot. See docs/conflict-resolution.md.
+
+Durable storage hooks in through `journal`: when it is a list, every version added or removed
+and every watermark moved is recorded there for the runtime to flush (transports/storage.py);
+the store itself never does I/O.
 """
 from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import msgspec
 import orjson
 
+from .merkle import MerkleTree
 from .messages import Entry
 
 Resolver = Callable[[Entry, Entry], Entry]
+
+
+class VersionPolicy(Protocol):
+    """What the store asks about versions (core/resolution.PrefixRouter implements it)."""
+
+    def covers(self, a: Entry, b: Entry) -> bool: ...
+    def live(self, key: str, versions: Sequence[Entry]) -> bool: ...
+
+
+class _WinnerPolicy:
+    """A bare ``resolve(local, remote) -> winner`` function as a policy: one version per key."""
+
+    def __init__(self, resolve: Resolver) -> None:
+        self.resolve = resolve
+
+    def covers(self, a: Entry, b: Entry) -> bool:
+        return a.dot == b.dot or self.resolve(b, a) is a
+
+    def live(self, key: str, versions: Sequence[Entry]) -> bool:
+        return any(not e.deleted for e in versions)
 
 
 def entry_hash(entry: Entry) -> int:
@@ -36,18 +66,36 @@ def entry_size(entry: Entry) -> int:
 
 
 class Store:
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver | VersionPolicy, seal: Callable[[Entry], Entry] | None = None) -> None:
         self.resolver = resolver
-        self.entries: dict[str, Entry] = {}
+        self.policy: VersionPolicy = resolver if hasattr(resolver, "covers") else _WinnerPolicy(resolver)  # type: ignore[assignment,arg-type]
+        self.seal = seal or (lambda entry: entry)   # signs local writes (security.seal_entry)
+        #: key -> the versions kept, sorted by dot (one for lww keys)
+        self.entries: dict[str, tuple[Entry, ...]] = {}
         self.watermarks: dict[str, int] = {}
-        self._by_origin: dict[str, dict[int, str]] = {}   # origin -> counter -> key (current)
+        self._by_origin: dict[str, dict[int, Entry]] = {}  # origin -> counter -> stored version
         self._counters: dict[str, list[int]] = {}         # origin -> sorted counters (lazy deletes)
         self._checksum = 0
         self.live_keys = 0
+        self.merkle = MerkleTree()   # kept equal to the checksum at its root; see merkle.py
+        self.journal: list[tuple[bool, Entry]] | None = None   # (stored?, version) for durable storage
+        self.moved_marks: set[str] = set()                    # origins whose watermark moved since flush
+        self._live: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
-        return self.entries.get(key)
+        """The newest version kept for `key` (the only one for lww keys); see `versions`."""
+        versions = self.entries.get(key)
+        if not versions:
+            return None
+        return versions[0] if len(versions) == 1 else max(versions, key=lambda e: (e.hlc, e.origin, e.counter))
+
+    def versions(self, key: str) -> tuple[Entry, ...]:
+        return self.entries.get(key, ())
+
+    def is_live(self, key: str) -> bool:
+        """Does the key hold a value (not only tombstones / emptied states)?"""
+        return key in self._live
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -107,58 +155,128 @@ class Store:
         return chosen, coverage, deferred
 
     def items(self) -> Iterator[tuple[str, Entry]]:
-        return iter(self.entries.items())
+        """(key, newest version) pairs; `all_versions` yields every version kept."""
+        for key in self.entries:
+            entry = self.get(key)
+            if entry is not None:
+                yield key, entry
+
+    def all_versions(self) -> Iterator[Entry]:
+        for versions in self.entries.values():
+            yield from versions
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, key: str, value: Any, deleted: bool, origin: str, counter: int, hlc: int) -> Entry:
-        """Record a local write with dot (origin, counter); its history extends the key's."""
-        previous = self.entries.get(key)
-        vv = dict(previous.vv) if previous is not None else {}
-        vv[origin] = counter
-        entry = Entry(key, None if deleted else value, deleted, origin, counter, hlc, vv)
-        self._replace(previous, entry)
+    def write(self, key: str, value: Any, deleted: bool, origin: str, counter: int, hlc: int,
+              vv: dict[str, int] | None = None, kind: str = "") -> Entry:
+        """Record a local write with dot (origin, counter). Without `vv`, its history extends
+        every version of the key held here (the resolver passes the vv it built)."""
+        if vv is None:
+            vv = {}
+            for previous in self.entries.get(key, ()):
+                for o, c in previous.vv.items():
+                    if c > vv.get(o, 0):
+                        vv[o] = c
+            vv[origin] = counter
+        # a plain tombstone carries no value; a state (multi-value, CRDT) is kept even when empty
+        entry = self.seal(Entry(key, None if deleted and not kind else value, deleted, origin, counter, hlc, vv,
+                                kind=kind))
+        self._insert(entry)
         if counter > self.watermarks.get(origin, 0):
             self.watermarks[origin] = counter
+            self._moved(origin)
         return entry
 
     def apply(self, entry: Entry) -> Entry | None:
-        """Merge a received entry; returns the entry that is now stored if it changed."""
-        current = self.entries.get(entry.key)
-        if current is not None:
-            if current.origin == entry.origin and current.counter == entry.counter:
-                return None
-            winner = self.resolver(current, entry)
-            if winner is current:
-                self._advance(entry.origin, entry.counter)
-                return None
-        else:
-            winner = entry
-        self._replace(current, winner)
+        """Merge a received entry; returns it when the store changed (it is kept), else None
+        (we hold it already, or a version that covers it)."""
+        changed = self._insert(entry)
         self._advance(entry.origin, entry.counter)
-        return winner
+        return entry if changed else None
 
     def adopt_coverage(self, coverage: Mapping[str, int]) -> None:
         for origin, mark in coverage.items():
             if mark > self.watermarks.get(origin, 0):
                 self.watermarks[origin] = mark
+                self._moved(origin)
+
+    def purge(self, key: str) -> int:
+        """Forget every version of `key` (garbage collection of a tombstone); returns how many."""
+        versions = self.entries.get(key, ())
+        for entry in versions:
+            self._replace(entry, None)
+        return len(versions)
+
+    def load(self, entries: Iterable[Entry], watermarks: Mapping[str, int]) -> None:
+        """Restore a persisted state as it was (no resolver: it was consistent when written)."""
+        journal, self.journal = self.journal, None
+        try:
+            for entry in entries:
+                if entry.dot not in {v.dot for v in self.entries.get(entry.key, ())}:
+                    self._replace(None, entry)
+            for origin, mark in watermarks.items():
+                self.watermarks[origin] = max(mark, self.watermarks.get(origin, 0))
+        finally:
+            self.journal = journal
 
     # -- internals -------------------------------------------------------------------------
+    def _dominates(self, a: Entry, b: Entry) -> bool:
+        """`a` makes `b` redundant: a covers b, and when they cover each other the larger dot stays."""
+        if not self.policy.covers(a, b):
+            return False
+        return not self.policy.covers(b, a) or a.dot > b.dot
+
+    def _insert(self, entry: Entry) -> bool:
+        """Keep `entry` unless a kept version dominates it; drop the versions it dominates."""
+        current = self.entries.get(entry.key, ())
+        for kept in current:
+            if kept.dot == entry.dot or self._dominates(kept, entry):
+                return False
+        for kept in current:
+            if self._dominates(entry, kept):
+                self._replace(kept, None)
+        self._replace(None, entry)
+        return True
+
+    def _moved(self, origin: str) -> None:
+        if self.journal is not None:
+            self.moved_marks.add(origin)
+
     def _advance(self, origin: str, counter: int) -> None:
         if counter == self.watermarks.get(origin, 0) + 1:
             self.watermarks[origin] = counter
+            self._moved(origin)
 
-    def _replace(self, old: Entry | None, new: Entry) -> None:
+    def _replace(self, old: Entry | None, new: Entry | None) -> None:
+        """The one place versions come and go: drop `old`, keep `new` (same key; either may be
+        None). Keeps checksum, Merkle leaf (XOR of the key's version identities), dot index,
+        live-key count and journal in step."""
+        key = (new or old).key  # type: ignore[union-attr]
+        before = self.entries.get(key, ())
+        old_id = _identity(before)
+        after = tuple(v for v in before if old is None or v.dot != old.dot)
         if old is not None:
             self._checksum ^= entry_hash(old)
             self._by_origin[old.origin].pop(old.counter, None)
-            if not old.deleted:
-                self.live_keys -= 1
-        self.entries[new.key] = new
-        self._checksum ^= entry_hash(new)
-        if not new.deleted:
-            self.live_keys += 1
+            if self.journal is not None:
+                self.journal.append((False, old))
+        if new is not None:
+            after = tuple(sorted((*after, new), key=lambda v: v.dot))
+            self._checksum ^= entry_hash(new)
+            if self.journal is not None:
+                self.journal.append((True, new))
+        if after:
+            self.entries[key] = after
+        else:
+            self.entries.pop(key, None)
+        self.merkle.update(key, old_id, _identity(after))
+        live = bool(after) and self.policy.live(key, after)
+        if live != (key in self._live):
+            (self._live.add if live else self._live.discard)(key)
+            self.live_keys += 1 if live else -1
+        if new is None:
+            return
         index = self._by_origin.setdefault(new.origin, {})
-        index[new.counter] = new.key
+        index[new.counter] = new
         counters = self._counters.setdefault(new.origin, [])
         if not counters or counters[-1] < new.counter:
             counters.append(new.counter)
@@ -168,7 +286,7 @@ class Store:
             self._counters[new.origin] = sorted(index)
 
     def _max_counter(self, origin: str) -> int:
-        counters, index = self._counters[origin], self._by_origin[origin]
+        counters, index = self._counters[origin], self._by_origin.get(origin, {})
         while counters and counters[-1] not in index:
             counters.pop()
         return counters[-1] if counters else 0
@@ -180,7 +298,17 @@ class Store:
         index = self._by_origin[origin]
         out = []
         for counter in counters[bisect.bisect_right(counters, mark):]:
-            key = index.get(counter)
-            if key is not None:
-                out.append(self.entries[key])
+            entry = index.get(counter)
+            if entry is not None:
+                out.append(entry)
         return out
+
+
+def _identity(versions: Sequence[Entry]) -> int | None:
+    """A key's identity in the Merkle tree: XOR of its versions' identities (None = absent)."""
+    if not versions:
+        return None
+    out = 0
+    for v in versions:
+        out ^= entry_hash(v)
+    return out

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
-from .messages import Entry, Envelope
+from .messages import Entry, Envelope, MemberUpdate
 
 if TYPE_CHECKING:
     from .membership import MemberTable
@@ -27,6 +27,8 @@ class Context(Protocol):
     """What the kernel offers strategies. Implemented by `gossipmq.core.node.Node`."""
 
     node_id: str
+    address: str
+    tags: dict[str, str]
     now: float
     rng: random.Random
     members: MemberTable
@@ -43,6 +45,12 @@ class Context(Protocol):
     def declare_dead(self, member_id: str, reason: str) -> None: ...
     def round_completed(self, stats: Mapping[str, Any]) -> None: ...
     def count(self, name: str, n: int = 1) -> None: ...
+    def gossip_claim(self, claim: MemberUpdate) -> None: ...
+    def apply_entry(self, entry: Entry) -> bool: ...
+    def payload_allowance(self) -> int: ...
+    def spend_payload(self, n: int) -> None: ...
+    def drop(self, cause: str, detail: str) -> None: ...
+    def self_update(self) -> MemberUpdate: ...
 
 
 class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -97,6 +105,11 @@ class FailureDetector(Strategy):
 
     concern = "failure_detection"
 
+    def on_claim(self, ctx: Context, claim: MemberUpdate, changed: bool) -> None:
+        """A membership claim arrived (piggybacked, in a join_ack or a leave) and changed our view
+        (`changed`) or was stale. About ourselves, `changed` means we refuted it. Detectors use
+        this to count independent suspicions and to timestamp heartbeats."""
+
 
 class ConflictResolver(Strategy):
     """Settles two versions of one key. Must be deterministic, commutative and idempotent:
@@ -119,8 +132,17 @@ class SecurityProvider(Strategy):
         return {}
 
     def verify_envelope(self, env: Envelope) -> str | None:
-        """None to accept; otherwise a short reason to drop."""
+        """None to accept; otherwise a short reason to drop. May also filter single entries or
+        claims out of `env` in place (counting each through `ctx.drop`)."""
         return None
+
+    def seal_entry(self, entry: Entry) -> Entry:
+        """A local write is about to be stored: return it signed (or unchanged)."""
+        return entry
+
+    def seal_claims(self, claims: list[MemberUpdate]) -> list[MemberUpdate]:
+        """Membership claims about to leave this node: attach signatures, drop unprovable ones."""
+        return claims
 
 
 CONCERNS: dict[str, type[Strategy]] = {

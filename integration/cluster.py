@@ -76,6 +76,7 @@ class _Node:
     container: DockerContainer | None = None
     state: str = "new"  # running | paused | killed | stopped
     old_logs: list[str] = field(default_factory=list)
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # path -> (content, mode), e.g. keys
 
 
 def _labels(cluster_id: str) -> dict[str, str]:
@@ -224,9 +225,16 @@ class DockerCluster:
         if self.network is None:
             self.network = Network(docker_network_kw={"labels": dict(self.labels)}).create()
         all_names = list(dict.fromkeys([*self.nodes, *names]))
+        keys: dict[str, dict] = {}
+        if self.options.get("security") == "curve":
+            from integration.keys import cell_key_files  # noqa: PLC0415
+
+            t0 = time.monotonic()
+            keys = cell_key_files("-".join(self.options.values()), all_names)
+            self._log(f"CURVE keys for {','.join(all_names)} ready in {time.monotonic() - t0:.1f}s")
         for name in names:
             cfg = node_config(name, all_names, self.options, self.overrides, self.timing)
-            self.nodes[name] = _Node(name, cfg)
+            self.nodes[name] = _Node(name, cfg, files=dict(keys.get(name, {})))
         for name in names:
             self._start_container(self.nodes[name])
         self.wait_ready(names)
@@ -248,6 +256,8 @@ class DockerCluster:
             .with_kwargs(cap_add=["NET_ADMIN"], hostname=node.name, init=True,
                          labels={**self.labels, "gossipmq.node": node.name})
         )
+        for path, (content, mode) in node.files.items():
+            c.with_copy_into_container(content, path, mode)
         c.start()
         node.container, node.state = c, "running"
         self._log(f"started {node.name} as {self._container_name(node)}")
@@ -357,6 +367,14 @@ class DockerCluster:
         """The value, or None when the key is absent (gossipctl exits 1)."""
         r = self.exec_json(node, ["get", key], ok_codes=(0, 1))
         return None if r is None else r.get("value")
+
+    def incr(self, node: str, key: str, n: int = 1) -> Any:
+        if n < 0:
+            raise ValueError("negative increments need `--`, which would swallow --config")
+        return self.exec_json(node, ["incr", key, str(n)])
+
+    def sadd(self, node: str, key: str, member: str) -> Any:
+        return self.exec_json(node, ["sadd", key, member])
 
     def delete(self, node: str, key: str) -> Any:
         return self.exec_json(node, ["delete", key])

@@ -30,12 +30,69 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-def seeds_for(name: str, all_names: Sequence[str], n_seeds: int = 2) -> list[str]:
-    """The first `n_seeds` nodes are seeds; a node never lists itself."""
+def seeds_for(name: str, all_names: Sequence[str], n_seeds: int = 2, curve: bool = False) -> list[str]:
+    """The first `n_seeds` nodes are seeds; a node never lists itself.
+
+    With curve security a seed is written `n1@tcp://n1:7946`: the client must know the
+    server's key before it connects, and `n1@` makes gossipmq look it up in the trust store."""
     seeds = [s for s in all_names[:n_seeds] if s != name]
     if not seeds:  # single-node cluster or n_seeds == 1 and we are the seed
         seeds = [s for s in all_names if s != name][:1]
-    return [f"tcp://{s}:{PORT}" for s in seeds]
+    return [f"{s}@tcp://{s}:{PORT}" if curve else f"tcp://{s}:{PORT}" for s in seeds]
+
+
+# Per-strategy option tables, tight for 5 containers on 2 cores (each node also pays for the
+# harness's `gossipctl` polls). Detection stays well inside scenarios.DETECT (20 s):
+#  heartbeat: dead 3 s after the last heartbeat                          -> measured 3.4-7.4 s
+#  swim: a probe every 400 ms, ack wait 200 ms; min suspicion = 3 * 0.4 = 1.2 s (n <= 10), a lone
+#        (unconfirmed) suspicion 4x that; Lifeguard may stretch a starved prober's interval up to 4x
+#  phi: heartbeats every 200 ms, 20-sample window, suspect at phi > 8 (~0.7 s mean + 500 ms pause
+#       allowance + 5.6 sigma), dead 1.5 s later if phi stays above the threshold
+FAILURE_DETECTION: dict[str, dict[str, Any]] = {
+    "heartbeat": {},  # filled from TIMING
+    "swim": {"probe_interval_ms": 400, "probe_timeout_ms": 200, "indirect_checks": 2,
+             "suspicion_mult": 3, "suspicion_max_mult": 4, "awareness_max_mult": 4, "lifeguard": True},
+    "phi": {"interval_ms": 200, "window": 20, "threshold": 8.0, "min_std_dev_ms": 100,
+            "acceptable_pause_ms": 500, "dead_after_ms": 1500},
+}
+
+# Membership housekeeping shared by every detector: quick join retries, and healed partitions
+# re-merge through dead-member probes every second (seeds re-contacted every 5 s as a backstop).
+GOSSIP: dict[str, int] = {
+    "join_retry_ms": 200,
+    "join_retry_max_ms": 2000,
+    "dead_probe_ms": 1000,
+    "seed_rejoin_ms": 5000,
+}
+
+
+# Conflict resolution. crdt cells keep `put` working (scenarios write plain values) with lwwreg
+# as the default type, and route counter and set keys (partition_heal's Incr/SAdd steps) to
+# pncounter and orset by key prefix (docs/conflict-resolution.md section 2).
+CONFLICT_RESOLUTION: dict[str, dict[str, Any]] = {
+    "lww": {},
+    "multi_value": {"max_siblings": 16},
+    "crdt": {"type": "lwwreg", "rules": [
+        {"prefix": "count/", "resolver": "crdt", "type": "pncounter"},
+        {"prefix": "set/", "resolver": "crdt", "type": "orset"},
+    ]},
+}
+
+
+def security_table(strategy: str) -> dict[str, Any]:
+    if strategy == "curve":
+        from integration.keys import SECRET_PATH, TRUST_DIR  # noqa: PLC0415
+
+        return {"strategy": "curve", "key": SECRET_PATH, "trust_dir": TRUST_DIR, "signing": "ed25519",
+                "reload_ms": 1000, "handshake_ms": 3000}
+    return {"strategy": strategy}
+
+
+def failure_detection_table(strategy: str, t: Mapping[str, int]) -> dict[str, Any]:
+    if strategy == "heartbeat":
+        return {"strategy": "heartbeat", "interval_ms": t["interval_ms"],
+                "suspect_after_ms": t["suspect_after_ms"], "dead_after_ms": t["dead_after_ms"]}
+    return {"strategy": strategy, **FAILURE_DETECTION.get(strategy, {})}
 
 
 def node_config(
@@ -52,26 +109,26 @@ def node_config(
     becomes `[<dimension>] strategy = <value>`.
     """
     t = {**TIMING, **(timing or {})}
+    opts = dict(options or {})
+    security = opts.pop("security", "none")
+    detector = opts.pop("failure_detection", "heartbeat")
+    resolver = opts.pop("conflict_resolution", "lww")
     cfg: dict[str, Any] = {
         "node": {
             "id": name,
             "bind": f"tcp://0.0.0.0:{PORT}",
             "advertise": f"tcp://{name}:{PORT}",
-            "seeds": seeds_for(name, all_names),
+            "seeds": seeds_for(name, all_names, curve=security == "curve"),
             "control": CONTROL,
         },
+        "gossip": dict(GOSSIP),
         "peer_selection": {"strategy": "uniform"},
         "dissemination": {"strategy": "hybrid", "fanout": 3, "interval_ms": t["interval_ms"]},
-        "failure_detection": {
-            "strategy": "heartbeat",
-            "interval_ms": t["interval_ms"],
-            "suspect_after_ms": t["suspect_after_ms"],
-            "dead_after_ms": t["dead_after_ms"],
-        },
-        "conflict_resolution": {"strategy": "lww"},
-        "security": {"strategy": "none"},
+        "failure_detection": failure_detection_table(detector, t),
+        "conflict_resolution": {"strategy": resolver, **CONFLICT_RESOLUTION.get(resolver, {})},
+        "security": security_table(security),
     }
-    for dim, value in (options or {}).items():
+    for dim, value in opts.items():
         cfg.setdefault(dim, {})["strategy"] = value
     return deep_merge(cfg, overrides or {})
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import itertools
 from typing import Mapping, Sequence
 
-# The option values the integration matrix exercises today.
+# The option values the integration matrix exercises (`gossipctl plugins` lists more: rumor,
+# static, max_value, ...; see integration/README.md for what is in and why).
 OPTIONS: dict[str, list[str]] = {
     "dissemination": ["push", "pull", "hybrid"],
-    "failure_detection": ["heartbeat"],
-    "conflict_resolution": ["lww"],
-    "security": ["none"],
+    "failure_detection": ["heartbeat", "swim", "phi"],
+    "conflict_resolution": ["lww", "multi_value", "crdt"],
+    "security": ["none", "curve"],
 }
 
 Cell = dict[str, str]

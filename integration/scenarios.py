@@ -54,6 +54,34 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Incr:
+    """`gossipctl incr KEY N` (a crdt counter key)."""
+    node: str
+    key: str
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class SAdd:
+    """`gossipctl sadd KEY MEMBER` (a crdt orset key)."""
+    node: str
+    key: str
+    member: str
+
+
+@dataclass(frozen=True)
+class Only:
+    """Run `ops` only in cells whose conflict resolver is one of `resolvers` (e.g. counter and
+    set writes, which need crdt keys); other cells skip the step."""
+    resolvers: tuple[str, ...]
+    ops: tuple
+
+    def __init__(self, resolvers: Sequence[str], ops: Sequence[Any]):
+        object.__setattr__(self, "resolvers", tuple(resolvers))
+        object.__setattr__(self, "ops", tuple(ops))
+
+
+@dataclass(frozen=True)
 class Sleep:
     seconds: float
 
@@ -159,7 +187,7 @@ class ExpectAckedWrites:
     since: str | None = None
 
 
-Op = Union[Start, Put, Delete, Sleep, Kill, Stop, Pause, Unpause, Restart, Partition, Heal, Loss,
+Op = Union[Start, Put, Delete, Incr, SAdd, Only, Sleep, Kill, Stop, Pause, Unpause, Restart, Partition, Heal, Loss,
            ExpectValue, ExpectMembers, ExpectStatus, ExpectConverged, ExpectAckedWrites]
 EXPECTS = (ExpectValue, ExpectMembers, ExpectStatus, ExpectConverged, ExpectAckedWrites)
 
@@ -180,7 +208,7 @@ class Scenario:
 N = 5
 JOIN = 20.0       # 5 fresh Python processes on 2 cores
 SPREAD = 10.0     # one value to every node (200 ms rounds)
-DETECT = 15.0     # dead_after 3 s + gossip of the verdict
+DETECT = 20.0     # dead_after 3 s (swim ~2-4 s, phi ~3 s) + gossip of the verdict; 13 s seen under load
 HEAL = 40.0       # TCP retransmission back-off after a DROP partition can add seconds
 
 SCENARIOS: list[Scenario] = [
@@ -219,6 +247,8 @@ SCENARIOS: list[Scenario] = [
         Put("n3", "right", "R"),
         Put("n2", "both", "from-left"),
         Put("n4", "both", "from-right"),
+        Only(["crdt"], [Incr("n1", "count/hits", 2), Incr("n3", "count/hits", 3), Incr("n5", "count/hits", 4),
+                        SAdd("n2", "set/tags", "left"), SAdd("n4", "set/tags", "right")]),
         ExpectValue(["n1", "n2"], "left", "L", SPREAD),
         ExpectValue(["n3", "n4", "n5"], "right", "R", SPREAD),
         ExpectStatus(["n1", "n2"], "n5", "dead", DETECT, metric="detect_s", since="Partition"),
@@ -317,13 +347,16 @@ class ScenarioRunner:
     """Execute a Scenario against a driver; collects timings and acknowledged writes."""
 
     def __init__(self, driver: Any, label: str = "", log: Callable[[str], None] = print,
-                 poll_interval: float = 0.3, log_tail: int = 12):
+                 poll_interval: float = 0.3, log_tail: int = 12, resolver: str = "lww"):
         self.d = driver
+        self.resolver = resolver  # the cell's conflict_resolution: what a concurrently written key must show
         self.label = label
         self.log = log
         self.poll_interval = poll_interval
         self.log_tail = log_tail
         self.acked: dict[str, list[tuple[str, str | None]]] = {}  # key -> [(node, value)]
+        self.counters: dict[str, int] = {}        # crdt counter key -> sum of acknowledged increments
+        self.sets: dict[str, set[str]] = {}       # crdt orset key -> acknowledged adds
 
     # ---- selectors
     def nodes(self, sel: Nodes) -> list[str]:
@@ -401,6 +434,16 @@ class ScenarioRunner:
         elif isinstance(op, Delete):
             d.delete(op.node, op.key)
             self.acked.setdefault(op.key, []).append((op.node, None))
+        elif isinstance(op, Incr):
+            d.incr(op.node, op.key, op.n)
+            self.counters[op.key] = self.counters.get(op.key, 0) + op.n
+        elif isinstance(op, SAdd):
+            d.sadd(op.node, op.key, op.member)
+            self.sets.setdefault(op.key, set()).add(op.member)
+        elif isinstance(op, Only):
+            if self.resolver in op.resolvers:
+                for inner in op.ops:
+                    self._do(inner)
         elif isinstance(op, Sleep):
             time.sleep(op.seconds)
         elif isinstance(op, Kill):
@@ -438,7 +481,7 @@ class ScenarioRunner:
 
         def check() -> Check:
             got = self.d.each(nodes, lambda n: self.d.get(n, op.key))
-            bad = [n for n in nodes if isinstance(got[n], Exception) or got[n] != op.value]
+            bad = [n for n in nodes if isinstance(got[n], Exception) or not self.reads_as(got[n], op.value)]
             return Check(not bad, {n: _show(got[n]) for n in nodes}, bad)
 
         self._wait(check, op.within_s, f"{op.key}={op.value!r} on {','.join(nodes)}")
@@ -532,19 +575,39 @@ class ScenarioRunner:
                 out[key] = (set(last.values()), False)
         return out
 
+    def reads_as(self, value: Any, want: Any) -> bool:
+        """multi_value reads are sibling lists: one sibling `[v]` reads as v."""
+        if self.resolver == "multi_value" and isinstance(value, list) and want is not None:
+            return value == [want]
+        return value == want
+
+    def acceptable(self, value: Any, values: set, single: bool) -> bool:
+        """Is `value` (what a node reads) right for a key whose acknowledged values are `values`?
+
+        lww (and a key with one writer): one of them. multi_value, key written concurrently:
+        siblings (a list) holding every acknowledged value, since none may be lost before a
+        put with the read's context resolves them."""
+        if self.resolver == "multi_value" and not single:
+            siblings = value if isinstance(value, list) else [value]
+            return all(v in siblings for v in values)
+        return any(self.reads_as(value, v) for v in values)
+
     def _expect_acked(self, op: ExpectAckedWrites) -> None:
         nodes = self.nodes(op.nodes)
         expected = self.expected_values()
+        # crdt keys: the sum of every acknowledged increment, the union of every acknowledged add
+        exact = {**self.counters, **{k: sorted(v) for k, v in self.sets.items()}}
 
         def check() -> Check:
-            got = self.d.each(nodes, lambda n: {k: self.d.get(n, k) for k in expected})
+            got = self.d.each(nodes, lambda n: {k: self.d.get(n, k) for k in [*expected, *exact]})
             observed, bad = {}, []
             for n in nodes:
                 r = got[n]
                 if isinstance(r, Exception):
                     observed[n], ok = _show(r), False
                 else:
-                    wrong = {k: v for k, v in r.items() if v not in expected[k][0]}
+                    wrong = {k: v for k, v in r.items()
+                             if (k in exact and v != exact[k]) or (k in expected and not self.acceptable(v, *expected[k]))}
                     observed[n] = "ok" if not wrong else f"wrong/missing {wrong}"
                     ok = not wrong
                 if not ok:
@@ -553,12 +616,18 @@ class ScenarioRunner:
             if not bad:
                 for k, (_, single) in expected.items():
                     vals = {n: got[n][k] for n in nodes}
-                    if not single and len(set(vals.values())) > 1:
+                    if not single and len({_norm(v) for v in vals.values()}) > 1:
                         observed[f"key {k}"] = f"diverged {vals}"
                         bad.extend(n for n in nodes if n not in bad)
             return Check(not bad, observed, bad)
 
-        self._wait(check, op.within_s, f"all {len(expected)} acknowledged keys on {','.join(nodes)}")
+        self._wait(check, op.within_s, f"all {len(expected) + len(exact)} acknowledged keys on {','.join(nodes)}"
+                   + (f" (crdt: {exact})" if exact else ""))
+
+
+def _norm(v: Any) -> Any:
+    """Hashable, order-free form of a read value (siblings are a list)."""
+    return tuple(sorted(map(repr, v))) if isinstance(v, list) else v
 
 
 def _show(v: Any) -> str:

@@ -24,6 +24,23 @@ def test_toml_roundtrip_node_config():
     assert cfg["dissemination"]["strategy"] == "pull"
 
 
+@pytest.mark.parametrize("detector", ["heartbeat", "swim", "phi"])
+def test_node_config_per_strategy_tables(detector):
+    names = ["n1", "n2", "n3", "n4", "n5"]
+    cfg = node_config("n1", names, {"dissemination": "push", "failure_detection": detector,
+                                    "conflict_resolution": "lww", "security": "curve"})
+    assert tomllib.loads(dumps(cfg)) == cfg
+    assert cfg["node"]["seeds"] == ["n2@tcp://n2:7946"]          # curve: key looked up by member id
+    assert cfg["security"]["strategy"] == "curve" and "{id}" in cfg["security"]["key"]
+    fd = cfg["failure_detection"]
+    assert fd["strategy"] == detector
+    assert ("suspect_after_ms" in fd) == (detector == "heartbeat")  # each table only has its own keys
+    if detector == "swim":
+        assert fd["probe_timeout_ms"] < fd["probe_interval_ms"] <= 500
+    plain = node_config("n3", names, {"security": "none"})
+    assert plain["security"] == {"strategy": "none"} and plain["node"]["seeds"][0] == "tcp://n1:7946"
+
+
 def test_toml_rejects_unsupported():
     with pytest.raises(TypeError):
         dumps({"a": {"b": None}})
@@ -31,8 +48,13 @@ def test_toml_rejects_unsupported():
 
 def test_pairwise_today_and_tomorrow():
     today = pairwise(OPTIONS)
-    assert [cell_id(c) for c in today] == ["push-heartbeat-lww-none", "pull-heartbeat-lww-none",
-                                           "hybrid-heartbeat-lww-none"]
+    assert covers_all_pairs(today, OPTIONS)
+    # 3 x 3 is the floor (any two 3-valued concerns); the greedy generator needs one more
+    assert [cell_id(c) for c in today] == [
+        "push-heartbeat-lww-none", "push-swim-multi_value-curve", "push-phi-crdt-none",
+        "pull-heartbeat-multi_value-none", "pull-swim-lww-curve", "pull-phi-lww-curve",
+        "hybrid-heartbeat-crdt-curve", "hybrid-swim-lww-none", "hybrid-phi-multi_value-none",
+        "pull-swim-crdt-none"]
     tomorrow = {"dissemination": ["push", "pull", "hybrid"], "failure_detection": ["heartbeat", "swim", "phi"],
                 "conflict_resolution": ["lww", "multi_value", "crdt"], "security": ["none", "curve"]}
     cells = pairwise(tomorrow)
@@ -164,3 +186,29 @@ def test_acked_writes_concurrent_key():
     r.acked = {"a": [("n1", "1"), ("n1", "2")], "b": [("n2", "x"), ("n4", "y")]}
     exp = r.expected_values()
     assert exp["a"] == ({"2"}, True) and exp["b"] == ({"x", "y"}, False)
+
+
+def test_acked_writes_per_resolver():
+    lww = ScenarioRunner(FakeDriver(), log=lambda m: None)
+    mv = ScenarioRunner(FakeDriver(), log=lambda m: None, resolver="multi_value")
+    both = {"from-left", "from-right"}
+    assert lww.acceptable("from-left", both, False) and not lww.acceptable(["from-left", "from-right"], both, False)
+    assert mv.acceptable(["from-right", "from-left"], both, False)       # both kept as siblings
+    assert not mv.acceptable("from-left", both, False)                    # an acknowledged write lost
+    assert mv.acceptable("v", {"v"}, True) and not mv.acceptable("w", {"v"}, True)
+
+
+def test_crdt_steps_only_in_crdt_cells():
+    from integration.scenarios import BY_NAME
+
+    class Counting(FakeDriver):
+        def incr(self, node, key, n):
+            self.store[node][key] = (next(self.clock), n + (self.store[node].get(key, (0, 0))[1]))
+
+        def sadd(self, node, key, member):
+            raise AssertionError("not reached in an lww cell")
+
+    res = ScenarioRunner(Counting(), log=lambda m: None, poll_interval=0.01).run(BY_NAME["partition_heal"])
+    assert res.passed
+    cfg = node_config("n1", ["n1", "n2"], {"conflict_resolution": "crdt"})
+    assert tomllib.loads(dumps(cfg))["conflict_resolution"]["rules"][0]["type"] == "pncounter"

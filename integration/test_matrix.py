@@ -29,7 +29,7 @@ CASES = [(cell, sc) for cell in cells() for sc in _SCENARIOS]
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("cell,scenario", CASES, ids=[f"{cell_id(c)}/{s.name}" for c, s in CASES])
 def test_scenario(cell, scenario, node_image, record_result):
     label = cell_id(cell)
@@ -37,7 +37,8 @@ def test_scenario(cell, scenario, node_image, record_result):
     result = ScenarioResult(scenario.name, label)
     cluster = DockerCluster(node_image, cell, log_fn=lambda m: print(f"[{label}] {m}"))
     try:
-        result = ScenarioRunner(cluster, label=label).run(scenario)
+        result = ScenarioRunner(cluster, label=label,
+                                resolver=cell.get("conflict_resolution", "lww")).run(scenario)
     except ScenarioFailure as f:
         failed, result = f, f.result
     except BaseException as e:  # setup errors, pytest-timeout, KeyboardInterrupt

@@ -1,7 +1,7 @@
 """A tiny TOML writer: enough for gossipmq node configs.
 
-Supported values: str, int, float, bool, lists of those (lists may nest), and
-dict (written as a [table] / [a.b] sub-table). Anything else raises TypeError.
+Supported values: str, int, float, bool, lists of those (lists may nest; a dict in a list
+is an inline table), and dict (written as a [table] / [a.b] sub-table). Anything else raises TypeError.
 """
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ def _value(v: Any) -> str:
         return _string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # only reached inside a list: an inline table
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"unsupported TOML value {type(v).__name__}: {v!r}")
 
 

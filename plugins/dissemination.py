@@ -10,6 +10,7 @@ peer selector. Payload only ever goes where the digest shows it is missing:
 """
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -18,9 +19,31 @@ from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.strategies import Context, Dissemination
 
 
+Fanout = Annotated[int, msgspec.Meta(ge=1, le=64)] | str   # a peer count or "auto" (see check_fanout)
+
+
+def check_fanout(fanout: int | str) -> None:
+    """Options' __post_init__ helper: the only word allowed is "auto". The message names the
+    key in msgspec's own "- at `$.key`" form, so config errors still point at it."""
+    if isinstance(fanout, str) and fanout != "auto":
+        raise ValueError(f'Expected `int`, got `str` (a peer count, or "auto"; not {fanout!r}) - at `$.fanout`')
+
+
+def resolve_fanout(fanout: int | str, c: int, n: int) -> int:
+    """A fixed fanout, or for "auto" ceil(ln n) + c for n live members (self included):
+    with that many contacts per round an epidemic reaches everyone w.h.p. (Kermarrec et al.)."""
+    if fanout == "auto":
+        return max(1, math.ceil(math.log(max(n, 2))) + c)
+    return int(fanout)
+
+
 class RoundOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    fanout: Annotated[int, msgspec.Meta(ge=1, le=64)] = 3         # peers contacted per round
+    fanout: Fanout = 3                                            # peers per round, or "auto"
+    fanout_c: Annotated[int, msgspec.Meta(ge=0, le=16)] = 1       # the c in "auto" = ceil(ln n) + c
     interval_ms: Annotated[int, msgspec.Meta(ge=10, le=600_000)] = 200  # time between rounds
+
+    def __post_init__(self) -> None:
+        check_fanout(self.fanout)
 
 
 class RoundBased(Dissemination):
@@ -28,13 +51,14 @@ class RoundBased(Dissemination):
 
     def __init__(self, options: RoundOptions) -> None:
         self.fanout = options.fanout
+        self.fanout_c = options.fanout_c
         self.interval = options.interval_ms / 1000
 
     def start(self, ctx: Context) -> None:
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval, first=True))
 
     def on_timer(self, ctx: Context, name: str) -> None:
-        peers = ctx.select_peers(self.fanout)
+        peers = ctx.select_peers(resolve_fanout(self.fanout, self.fanout_c, len(ctx.members.reachable_ids()) + 1))
         for peer in peers:
             ctx.start_sync(peer, self.mode)
         ctx.round_completed({"contacts": len(peers), "mode": self.mode})

@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 
 from gossipmq.core.hookspecs import hookimpl
-from gossipmq.core.strategies import Context, FailureDetector
+from gossipmq.core.strategies import Context, FailureDetector, NoOptions
 
 
 class HeartbeatOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -59,6 +59,17 @@ class Heartbeat(FailureDetector):
         ctx.schedule(self.concern, "tick", ctx.round_delay(self.interval))
 
 
+class Static(FailureDetector):
+    """No detection: membership changes only by join and leave (simulator, fixed clusters)."""
+
+    # The heartbeat detector gossips every member's counter: O(n) traffic per round across the
+    # cluster, which dominates a 10,000-node simulation. This one sends and suspects nothing.
+
+    def __init__(self, options: NoOptions) -> None:
+        self.options = options
+
+
 @hookimpl
 def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
     registry.register("failure_detection", "heartbeat", Heartbeat, HeartbeatOptions)
+    registry.register("failure_detection", "static", Static, NoOptions)

@@ -1,9 +1,13 @@
-"""Peer selection strategies."""
+"""Peer selection strategies: `uniform`, `round_robin` (shuffled) and `tag_aware`."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Annotated, Literal
+
+import msgspec
 
 from gossipmq.core.hookspecs import hookimpl
+from gossipmq.core.membership import REACHABLE
 from gossipmq.core.strategies import Context, NoOptions, PeerSelector
 
 
@@ -24,6 +28,78 @@ class Uniform(PeerSelector):
         return picks[:k]
 
 
+class RoundRobin(PeerSelector):
+    """Shuffled round-robin: every reachable member once per pass, reshuffled between passes.
+
+    The worst case is bounded (a member waits at most two passes), the order unpredictable."""
+
+    def __init__(self, options: NoOptions) -> None:
+        self.options = options
+        self.order: list[str] = []
+        self.pos = 0
+
+    def select(self, ctx: Context, k: int, exclude: Collection[str] = ()) -> list[str]:
+        reachable = ctx.members.reachable_ids()
+        if k <= 0 or not reachable:
+            return []
+        picks: list[str] = []
+        taken = set(exclude)
+        budget = len(self.order) - self.pos + len(reachable)  # at most the rest of this pass and one more
+        while len(picks) < k and budget > 0:
+            budget -= 1
+            if self.pos >= len(self.order):
+                self.order = list(reachable)
+                ctx.rng.shuffle(self.order)
+                self.pos = 0
+            member_id = self.order[self.pos]
+            self.pos += 1
+            member = ctx.members.get(member_id)
+            if member is None or member.status not in REACHABLE or member_id in taken:
+                continue
+            picks.append(member_id)
+            taken.add(member_id)
+        return picks
+
+
+class TagAwareOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    match: list[str] = msgspec.field(default_factory=lambda: ["zone"])  # tag keys that must equal ours
+    mode: Literal["prefer", "require"] = "prefer"                 # require: never pick a non-matching member
+    remote_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.1  # prefer: share of picks from the rest
+
+
+class TagAware(PeerSelector):
+    """Prefer or require members whose tags match ours (e.g. same zone), some picks remote.
+
+    In prefer mode a `remote_share` of picks still goes elsewhere so zones stay connected."""
+
+    def __init__(self, options: TagAwareOptions) -> None:
+        self.options = options
+        self.keys = tuple(options.match)
+
+    def _local(self, ctx: Context, member_id: str) -> bool:
+        member = ctx.members.get(member_id)
+        if member is None:
+            return False
+        return all(member.tags.get(key) == ctx.tags.get(key) for key in self.keys if key in ctx.tags)
+
+    def select(self, ctx: Context, k: int, exclude: Collection[str] = ()) -> list[str]:
+        if k <= 0:
+            return []
+        local, remote = [], []
+        for member_id in ctx.members.reachable_ids():
+            if member_id not in exclude:
+                (local if self._local(ctx, member_id) else remote).append(member_id)
+        if self.options.mode == "require":
+            return ctx.rng.sample(local, min(k, len(local)))
+        picks: list[str] = []
+        for _ in range(min(k, len(local) + len(remote))):
+            pool = remote if (ctx.rng.random() < self.options.remote_share and remote) or not local else local
+            picks.append(pool.pop(ctx.rng.randrange(len(pool))))
+        return picks
+
+
 @hookimpl
 def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
     registry.register("peer_selection", "uniform", Uniform, NoOptions)
+    registry.register("peer_selection", "round_robin", RoundRobin, NoOptions)
+    registry.register("peer_selection", "tag_aware", TagAware, TagAwareOptions)

@@ -30,6 +30,8 @@ class MemoryNetwork:
         self.nodes: dict[str, Node] = {}
         self.events: dict[str, list[Any]] = defaultdict(list)
         self.on_send: Callable[[str, Send], None] | None = None
+        #: when set, events go to this callback instead of piling up in `events` (simulator)
+        self.on_event: Callable[[str, Effect], None] | None = None
         self._heap: list[tuple[float, int, str, str, Any]] = []
         self._seq = 0
         self._timer_at: dict[tuple[str, str], float] = {}
@@ -118,6 +120,8 @@ class MemoryNetwork:
             elif isinstance(effect, Schedule):
                 self._timer_at[(address, effect.timer)] = effect.at
                 self._push(effect.at, "timer", address, effect.timer)
+            elif self.on_event is not None:
+                self.on_event(address, effect)
             else:
                 self.events[address].append(effect)
 

@@ -1,0 +1,139 @@
+"""Hostile-input limits: what one message may carry and how fast one peer may talk.
+
+Every limit turns into a counted, once-per-cause-logged drop with a stable cause label
+(``limit_entries``, ``limit_key``, ``rate_limited``...), never into an exception that escapes
+the receive loop. The structural limits are checked by the codec right after decoding, so no
+handler ever sees an oversized message; the per-peer rate is checked by the runtime before
+decoding (cheapest place), keyed by the transport-authenticated peer (CURVE key) or by the
+connection's routing id, never by the sender id written inside the message, which a flooder
+could spoof to starve an honest member.
+
+Frame size stays in [gossip] max_frame_bytes (the codec's check) and the frame count is fixed by
+the protocol (2). Member metadata (tags) is bounded by the membership table (MAX_TAGS_BYTES).
+Memory: libzmq queues at most `inbox_hwm` messages per connection, each at most MAXMSGSIZE
+(2 x max_frame_bytes; a larger frame disconnects the sender), so one connection can make a node
+buffer at most inbox_hwm x 2 x max_frame_bytes before TCP pushes back.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Annotated, Any
+
+import msgspec
+
+from .errors import RemoteProtocolError
+from .messages import Entry, Envelope, MemberUpdate
+
+
+class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[limits]: per-message and per-peer bounds on received input."""
+
+    max_entries: Annotated[int, msgspec.Meta(ge=1)] = 4096        # entries per message (rumors + delta)
+    max_members: Annotated[int, msgspec.Meta(ge=1)] = 1024        # membership claims per message
+    max_origins: Annotated[int, msgspec.Meta(ge=1)] = 4096        # digest / coverage / version-vector size
+    max_key_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024      # one key, UTF-8
+    max_value_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024  # one value, as JSON
+    max_id_bytes: Annotated[int, msgspec.Meta(ge=8)] = 256        # node ids and addresses
+    peer_rate: Annotated[float, msgspec.Meta(ge=0)] = 2000.0      # messages/s one peer may send; 0 = no limit
+    peer_burst: Annotated[int, msgspec.Meta(ge=1)] = 4000         # token bucket depth
+    tracked_peers: Annotated[int, msgspec.Meta(ge=16)] = 4096     # rate buckets kept (oldest evicted)
+    inbox_hwm: Annotated[int, msgspec.Meta(ge=10)] = 1000         # messages queued per connection (RCVHWM)
+
+
+def value_size(value: Any) -> int:
+    """Bytes `value` takes as JSON (cheap for the common scalar cases)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return 8
+    if isinstance(value, str):
+        return len(value.encode()) + 2
+    import orjson
+    return len(orjson.dumps(value))
+
+
+def _check_entries(entries: list[Entry], limits: LimitsSection) -> None:
+    for entry in entries:
+        if len(entry.key.encode()) > limits.max_key_bytes:
+            raise RemoteProtocolError("limit_key", f"key of {len(entry.key.encode())} bytes exceeds "
+                                                   f"{limits.max_key_bytes}")
+        if len(entry.origin) > limits.max_id_bytes:
+            raise RemoteProtocolError("limit_id", f"entry origin of {len(entry.origin)} characters")
+        if len(entry.vv) > limits.max_origins:
+            raise RemoteProtocolError("limit_origins", f"version vector of {len(entry.vv)} origins")
+        size = value_size(entry.value)
+        if size > limits.max_value_bytes:
+            raise RemoteProtocolError("limit_value", f"value of {size} bytes under key {entry.key[:64]!r} "
+                                                     f"exceeds {limits.max_value_bytes}")
+
+
+def _check_members(members: list[MemberUpdate], limits: LimitsSection) -> None:
+    for claim in members:
+        if len(claim.id) > limits.max_id_bytes or len(claim.addr) > limits.max_id_bytes \
+                or len(claim.by) > limits.max_id_bytes:
+            raise RemoteProtocolError("limit_id", f"claim with an id/address longer than {limits.max_id_bytes}")
+
+
+def check_limits(env: Envelope, limits: LimitsSection) -> None:
+    """Raise RemoteProtocolError when `env` exceeds `limits` (body lists found by type, so
+    strategy-owned bodies carrying entries or claims are bounded too)."""
+    if len(env.src) > limits.max_id_bytes or len(env.addr) > limits.max_id_bytes:
+        raise RemoteProtocolError("limit_id", f"sender id/address longer than {limits.max_id_bytes}")
+    n_entries, n_members = len(env.rumors), len(env.members)
+    _check_entries(env.rumors, limits)
+    _check_members(env.members, limits)
+    body = env.body
+    for name in getattr(body, "__struct_fields__", ()):
+        value = getattr(body, name)
+        if isinstance(value, list) and value:
+            if isinstance(value[0], Entry):
+                n_entries += len(value)
+                _check_entries(value, limits)
+            elif isinstance(value[0], MemberUpdate):
+                n_members += len(value)
+                _check_members(value, limits)
+        elif isinstance(value, dict) and len(value) > limits.max_origins:
+            raise RemoteProtocolError("limit_origins", f"{env.type}.{name} has {len(value)} items "
+                                                       f"(at most {limits.max_origins})")
+    if n_entries > limits.max_entries:
+        raise RemoteProtocolError("limit_entries", f"{env.type} carries {n_entries} entries "
+                                                   f"(at most {limits.max_entries})")
+    if n_members > limits.max_members:
+        raise RemoteProtocolError("limit_members", f"{env.type} carries {n_members} membership claims "
+                                                   f"(at most {limits.max_members})")
+
+
+class RateLimiter:
+    """Token buckets per peer, in a bounded LRU: `allow(peer, now)` spends one token.
+
+    Time comes in as an argument (sans-I/O). A peer that reconnects under many identities can only
+    evict other buckets, not grow memory; an evicted honest peer simply starts with a full bucket.
+    """
+
+    def __init__(self, rate: float, burst: int, tracked: int = 4096) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.tracked = tracked
+        self._buckets: OrderedDict[Hashable, list[float]] = OrderedDict()  # peer -> [tokens, at]
+
+    def allow(self, peer: Hashable, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        bucket = self._buckets.get(peer)
+        if bucket is None:
+            bucket = [self.burst, now]
+            self._buckets[peer] = bucket
+            if len(self._buckets) > self.tracked:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(peer)
+            elapsed = now - bucket[1]
+            if elapsed > 0:
+                bucket[0] = min(self.burst, bucket[0] + elapsed * self.rate)
+                bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,113 @@
+"""A Merkle tree over the key space, for anti-entropy and convergence monitoring.
+
+Shape: every key falls into one of ``branching ** depth`` fixed leaf buckets by a stable hash
+of the key (crc32, the same on every node and every run). A leaf's hash is the XOR of the
+64-bit identities (`store.entry_hash`: key, origin, counter) of the entries in it, tombstones
+included; an inner node's hash is the XOR of its children. XOR makes every update O(depth):
+a changed entry flips the same 64 bits on its leaf and on each ancestor, so the tree is kept
+current on every store change without rehashing anything. The root is then the XOR of all
+entry identities - exactly the store checksum every message already carries.
+
+The tree is sparse (dicts of non-zero nodes), so ten thousand simulated nodes holding a few
+keys each cost almost nothing, while a node with 10^6 keys holds at most one entry per bucket
+and ancestor.
+
+Two replicas find their differences by descending from the root into differing children
+only: d differing keys cost at most ``d * branching * depth`` hashes and ``depth`` round trips,
+plus the (key, identity) lists of the d differing leaves (about N / leaves keys each). See
+docs/algorithms.md.
+"""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+
+
+class MerkleTree:
+    __slots__ = ("branching", "depth", "leaves", "levels", "buckets")
+
+    def __init__(self, branching: int = 16, depth: int = 4) -> None:
+        if branching < 2 or depth < 1:
+            raise ValueError("a Merkle tree needs branching >= 2 and depth >= 1")
+        self.branching = branching
+        self.depth = depth
+        self.leaves = branching ** depth
+        #: levels[l][i] = hash of node i at level l (0 = root, depth = leaves); absent = 0
+        self.levels: list[dict[int, int]] = [{} for _ in range(depth + 1)]
+        #: leaf bucket -> {key: entry identity}
+        self.buckets: dict[int, dict[str, int]] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def root(self) -> int:
+        return self.levels[0].get(0, 0)
+
+    def bucket_of(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % self.leaves
+
+    def node(self, level: int, index: int) -> int:
+        return self.levels[level].get(index, 0)
+
+    def children(self, level: int, index: int) -> range:
+        """Indexes at level + 1 of the children of node `index` at `level`."""
+        start = index * self.branching
+        return range(start, start + self.branching)
+
+    def child_hashes(self, level: int, indexes: Iterable[int]) -> dict[int, int]:
+        """{child index: hash} at level + 1 for every child of `indexes` at `level`."""
+        below = self.levels[level + 1]
+        return {c: below.get(c, 0) for i in indexes for c in self.children(level, i)}
+
+    def differing(self, level: int, theirs: dict[int, int]) -> list[int]:
+        """Indexes at `level` where the peer's hashes differ from ours."""
+        mine = self.levels[level]
+        return [i for i, h in theirs.items() if mine.get(i, 0) != h]
+
+    def bucket(self, index: int) -> dict[str, int]:
+        """{key: entry identity} of one leaf bucket."""
+        return self.buckets.get(index, {})
+
+    def keys(self) -> Iterator[str]:
+        for bucket in self.buckets.values():
+            yield from bucket
+
+    def diff(self, other: MerkleTree) -> tuple[set[str], int]:
+        """(keys whose versions differ, hashes compared), by the same descent the anti-entropy
+        protocol performs over the network - a local reference for tests and benchmarks."""
+        if (self.branching, self.depth) != (other.branching, other.depth):
+            raise ValueError("trees of different shapes cannot be compared")
+        compared = 1
+        frontier = [0] if self.root != other.root else []
+        for level in range(self.depth):
+            theirs = other.child_hashes(level, frontier)
+            compared += len(theirs)
+            frontier = self.differing(level + 1, theirs)
+        keys: set[str] = set()
+        for leaf in frontier:
+            mine, theirs = self.bucket(leaf), other.bucket(leaf)
+            keys.update(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        return keys, compared
+
+    # -- writing ---------------------------------------------------------------------------
+    def update(self, key: str, old: int | None, new: int | None) -> None:
+        """The entry identity stored under `key` changed from `old` to `new` (None = absent)."""
+        delta = (old or 0) ^ (new or 0)
+        index = self.bucket_of(key)
+        if new is None:
+            bucket = self.buckets.get(index)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self.buckets[index]
+        else:
+            self.buckets.setdefault(index, {})[key] = new
+        if not delta:
+            return
+        for level in range(self.depth, -1, -1):
+            nodes = self.levels[level]
+            value = nodes.get(index, 0) ^ delta
+            if value:
+                nodes[index] = value
+            else:
+                nodes.pop(index, None)
+            index //= self.branching

@@ -1,0 +1,15 @@
+"""The atheris fuzz target runs (bounded), with atheris or with its fallback mutator."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+TARGET = Path(__file__).parent / "fuzz" / "fuzz_envelope.py"
+
+
+def test_fuzz_target_bounded_run() -> None:
+    result = subprocess.run([sys.executable, str(TARGET), "-runs=3000", "-seed=1"], capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "3000 runs" in result.stdout + result.stderr or "#3000" in result.stderr

@@ -1,0 +1,176 @@
+"""Three real `gossipctl run` processes (SQLite storage) on 127.0.0.1: concurrent writes to the
+same keys from all three, a partition, a kill -9 and restart inside it, then a heal. Afterwards
+all agree, and for every resolver (lww, multi_value, pncounter, orset) every acknowledged write
+is present or dominated by a causally later write. Waits are bounded; processes die in finally."""
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import ProcessCluster, free_ports, wait_until
+
+CONFIG = """
+[dissemination]
+strategy = "hybrid"
+fanout = 2
+interval_ms = 100
+[failure_detection]
+strategy = "heartbeat"
+interval_ms = 100
+suspect_after_ms = 1000
+dead_after_ms = 2500
+[gossip]
+reap_after_ms = 120000
+[conflict_resolution]
+strategy = "lww"
+[[conflict_resolution.rules]]
+prefix = "mv/"
+resolver = "multi_value"
+max_siblings = 100
+[[conflict_resolution.rules]]
+prefix = "cnt/"
+resolver = "crdt"
+type = "pncounter"
+[[conflict_resolution.rules]]
+prefix = "set/"
+resolver = "crdt"
+type = "orset"
+[storage]
+backend = "sqlite"
+path = "{dir}/{{id}}.db"
+flush_ms = 20
+"""
+
+NODES = ["n1", "n2", "n3"]
+
+
+class Acks:
+    """What each node acknowledged."""
+
+    def __init__(self) -> None:
+        self.puts: dict[str, list[dict[str, Any]]] = {}
+        self.incr: dict[str, int] = {}
+        self.members: dict[str, set[str]] = {}
+
+    def put(self, c: ProcessCluster, node: str, key: str, value: Any) -> None:
+        self.puts.setdefault(key, []).append(c.call(node, "put", key=key, value=value))
+
+    def add(self, c: ProcessCluster, node: str, key: str, n: int) -> None:
+        c.call(node, "incr", key=key, value=n)
+        self.incr[key] = self.incr.get(key, 0) + n
+
+    def sadd(self, c: ProcessCluster, node: str, key: str, member: str) -> None:
+        c.call(node, "sadd", key=key, member=member)
+        self.members.setdefault(key, set()).add(member)
+
+    def round(self, c: ProcessCluster, nodes: list[str], tag: str) -> None:
+        """Every node writes every key: concurrent with each other (faster than a gossip round)."""
+        for i, node in enumerate(nodes):
+            for k in range(2):
+                self.put(c, node, f"lww/{k}", f"{tag}-{node}")
+                self.put(c, node, f"mv/{k}", f"{tag}-{node}")
+            self.add(c, node, "cnt/hits", i + 1)
+            self.add(c, node, "cnt/hits", -1)
+            self.sadd(c, node, "set/s", f"{tag}-{node}")
+
+
+def check(c: ProcessCluster, acks: Acks, removed: set[str], kept: set[str]) -> list[str]:
+    problems = []
+    reads = {n: {k: c.call(n, "get", key=k, verbose=True) for k in
+                 [*acks.puts, *acks.incr, *acks.members]} for n in NODES}
+    for key in acks.puts:
+        views = [reads[n][key] for n in NODES]
+        if any(v != views[0] for v in views):
+            problems.append(f"{key}: replicas disagree")
+        final = views[0]
+        if key.startswith("lww/"):
+            win = max(acks.puts[key], key=lambda a: (a["hlc"], a["origin"], a["counter"]))
+            if final["value"] != win["value"] or (final["origin"], final["counter"]) != (win["origin"], win["counter"]):
+                problems.append(f"{key}: {final['value']!r} kept, newest acknowledged is {win['value']!r}")
+        else:
+            ctx = final["causal_context"]
+            present = {(v["origin"], v["counter"]) for v in final["values"]}
+            acked = {(a["origin"], a["counter"]) for a in acks.puts[key]}
+            for dot in acked:   # present, or dominated by a causally later write that saw it
+                if dot not in present and ctx.get(dot[0], 0) < dot[1]:
+                    problems.append(f"{key}: acknowledged {dot} neither present nor dominated")
+            if not present <= acked:
+                problems.append(f"{key}: siblings {present - acked} were never acknowledged")
+    for key, total in acks.incr.items():
+        values = {reads[n][key]["value"] for n in NODES}
+        if values != {total}:
+            problems.append(f"{key}: read {values}, acknowledged increments sum to {total}")
+    for key, added in acks.members.items():
+        values = [reads[n][key]["value"] for n in NODES]
+        if any(v != values[0] for v in values):
+            problems.append(f"{key}: replicas disagree")
+        if set(values[0]) != (added - removed) | kept:
+            problems.append(f"{key}: members {sorted(values[0])}, expected {sorted((added - removed) | kept)}")
+    return problems
+
+
+@pytest.mark.slow
+def test_three_processes_partition_kill9_restart_then_all_agree_and_checker_passes() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="gmq-conflicts-", dir="/tmp"))
+    path = tmp / "node.toml"
+    path.write_text(CONFIG.format(dir=tmp))
+    c = ProcessCluster(path, tmp)
+    ok = False
+    try:
+        ports = dict(zip(NODES, free_ports(3)))
+        c.start("n1", ports["n1"])
+        for n in NODES[1:]:
+            c.start(n, ports[n], seeds=[c.addresses["n1"]])
+        wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 3 for n in NODES), 15, "3 alive members")
+        acks = Acks()
+        acks.round(c, NODES, "a")                                     # concurrent, all connected
+        acks.sadd(c, "n1", "set/s", "shared")
+        acks.sadd(c, "n1", "set/s", "gone")
+        wait_until(lambda: all("gone" in (c.call(n, "smembers", key="set/s") or {"value": []})["value"]
+                               for n in NODES), 10, "set members everywhere")
+
+        # partition {n1} | {n2, n3}: both sides keep writing the same keys
+        c.call("n1", "block", peers=[c.addresses["n2"], c.addresses["n3"]])
+        for n in ("n2", "n3"):
+            c.call(n, "block", peers=[c.addresses["n1"]])
+        acks.round(c, NODES, "b")
+        c.call("n2", "srem", key="set/s", member="gone")             # observed, no concurrent add
+        c.call("n2", "srem", key="set/s", member="shared")           # observed ...
+        acks.sadd(c, "n1", "set/s", "shared")                         # ... but re-added concurrently: stays
+
+        # kill -9 n3 inside the partition; it restarts from its SQLite file
+        before = c.call("n3", "get", key="cnt/hits")["value"]
+        c.kill("n3", signal.SIGKILL)
+        c.start("n3", ports["n3"], seeds=[c.addresses["n2"]])
+        assert c.call("n3", "get", key="cnt/hits")["value"] >= before   # acknowledged increments kept
+        acks.round(c, ["n3", "n2", "n1"], "c")
+
+        # heal
+        for n in NODES:
+            c.call(n, "block", peers=[])
+        wait_until(lambda: len({c.call(n, "status")["checksum"] for n in NODES}) == 1
+                   and all(c.call(n, "status")["members"]["alive"] == 3 for n in NODES), 40, "convergence after heal")
+        problems = check(c, acks, removed={"gone", "shared"}, kept={"shared"})
+        assert not problems, "\n".join(problems)
+        mv = c.call("n2", "get", key="mv/0", verbose=True)
+        assert len(mv["values"]) >= 2                                 # concurrent siblings survived
+        # the CLI: verbose get, then resolve the siblings with the context
+        out = c.cli("get", "mv/0", "--verbose", "--control", c.controls["n1"])
+        assert out.returncode == 0 and "context" in out.stdout and "from" in out.stdout, out.stdout + out.stderr
+        res = c.cli("put", "mv/0", "resolved", "--context", mv["context"], "--control", c.controls["n2"])
+        assert res.returncode == 0, res.stderr
+        wait_until(lambda: all((c.call(n, "get", key="mv/0") or {}).get("value") == ["resolved"] for n in NODES),
+                   10, "siblings resolved everywhere")
+        assert c.cli("smembers", "set/s", "--control", c.controls["n3"]).stdout.split().count("shared") == 1
+        ok = True
+    finally:
+        c.stop_all()
+        if not ok:
+            for n in NODES:
+                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
+        shutil.rmtree(tmp, ignore_errors=True)
