@@ -307,6 +307,10 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
     typer.echo(f"node       {result['node_id']} ({result['address']}, incarnation {result['incarnation']})")
     typer.echo(f"members    {m['alive']} alive, {m['suspect']} suspect, {m['dead']} dead, {m['left']} left")
     typer.echo(f"keys       {result['keys']} (checksum {result['checksum']})")
+    conflicts = {k: v for k, v in (result.get("conflicts") or {}).items() if v}
+    if conflicts or result.get("storage", "memory") != "memory":   # docs/conflict-resolution.md
+        typer.echo(f"storage    {result.get('storage', 'memory')}"
+                   + "".join(f", {k}={v}" for k, v in sorted(conflicts.items())))
     since = result.get("converged_since")
     if result["converged"] and since is not None:
         typer.echo(f"converged  yes, for {max(0.0, time.time() - since):.1f} s "

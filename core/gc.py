@@ -1,11 +1,14 @@
-"""Garbage collection of tombstones: purge a dead key once it is causally stable, or after a TTL.
+"""Garbage collection of tombstones: purge dead versions once causally stable, or after a TTL.
 
-A key is *dead* when its resolved state holds nothing: an lww tombstone, a multi-value key
-whose siblings were all deleted, an emptied OR-Set or OR-Map, a reset counter. Its versions
-must stay until no replica can still bring back what they removed. Two ways out:
+A version is *dead* when its own state holds nothing: an lww tombstone, a multi-value delete
+(no siblings), an emptied OR-Set or OR-Map, a reset counter. It must stay until no replica can
+still bring back what it removed. It is purged only if the key reads the same without it (a
+tombstone that still hides a concurrent version's value stays until a write covers both), and
+purging is per version, not per key: a replica that purged a key and was written again must
+end with the same versions as one that purged later. Two ways out:
 
 **Causal stability (two phases, from the digests peers send in syn messages).**
-  1. Every live member's digest covers the key's causal frontier (each version's dot and
+  1. Every live member's digest covers the causal frontier of the key's dead versions (dots and
      context): every live member has seen the tombstone. We then snapshot D, the pointwise
      maximum of all live members' digests at that moment. A write that was concurrent with the
      tombstone was made before its writer saw the tombstone, so its dot is at most that
@@ -37,8 +40,9 @@ from .messages import Entry
 
 @dataclass
 class _Candidate:
-    since: float                          # when the key became dead here
+    since: float                            # when the key last changed while holding a dead version
     snapshot: dict[str, int] | None = None  # D, once phase 1 held
+    frontier: dict[str, int] | None = None  # the dead versions' frontier phase 1 was checked for
 
 
 @dataclass
@@ -49,22 +53,22 @@ class TombstoneCollector:
     purged: dict[str, float] = field(default_factory=dict)   # key -> when it was purged
     stats: Counter[str] = field(default_factory=Counter)
 
-    def touch(self, key: str, now: float, live: bool) -> None:
-        """The key changed: it is a candidate while dead (its clock restarts on every change)."""
-        if live:
-            self.candidates.pop(key, None)
-        else:
+    def touch(self, key: str, now: float, dead: bool) -> None:
+        """The key changed: a candidate while it holds a dead version (its TTL clock restarts)."""
+        if dead:
             self.candidates[key] = _Candidate(now)
-        self.purged.pop(key, None)
+        else:
+            self.candidates.pop(key, None)
 
     def ignores(self, key: str, covered: bool) -> bool:
         """Should a received version of `key` be ignored (its dot is covered and we purged it)?"""
         return covered and key in self.purged
 
-    def due(self, now: float, versions_of: Callable[[str], Sequence[Entry]],
+    def due(self, now: float, dead_of: Callable[[str], Sequence[Entry]],
             digests: Sequence[Mapping[str, int]] | None) -> list[tuple[str, str]]:
-        """(key, reason) of candidates to purge now. `digests`: ours and every live member's,
-        or None when some live member's digest is unknown (then only the TTL applies)."""
+        """(key, reason) of candidates whose dead versions may go now. `dead_of(key)`: its dead
+        versions; `digests`: ours and every live member's, or None when some live member's
+        digest is unknown (then only the TTL applies)."""
         out: list[tuple[str, str]] = []
         for key, cand in list(self.candidates.items()):
             if now - cand.since >= self.ttl:
@@ -72,18 +76,23 @@ class TombstoneCollector:
                 continue
             if digests is None:
                 continue
-            versions = versions_of(key)
-            if cand.snapshot is None:
-                if all(_covers(d, frontier(versions)) for d in digests):
-                    cand.snapshot = join(digests)
+            need = frontier(dead_of(key))
+            if cand.snapshot is None or need != cand.frontier:
+                cand.snapshot = join(digests) if all(_covers(d, need) for d in digests) else None
+                cand.frontier = need
             elif all(_covers(d, cand.snapshot) for d in digests):
                 out.append((key, "stable"))
         return out
 
-    def forget(self, key: str, now: float, reason: str) -> None:
-        self.candidates.pop(key, None)
-        self.purged[key] = now
-        self.stats[f"gc_purged_{reason}"] += 1
+    def forget(self, key: str, now: float, reason: str, purged: int, still_dead: bool) -> None:
+        """`purged` dead versions of `key` went; `still_dead`: some stay (they hide a value)."""
+        if still_dead:
+            self.candidates[key] = _Candidate(now)
+        else:
+            self.candidates.pop(key, None)
+        if purged:
+            self.purged[key] = now
+            self.stats[f"gc_purged_{reason}"] += 1
 
     def expire(self, now: float) -> None:
         for key, when in list(self.purged.items()):

@@ -243,8 +243,8 @@ class Node:
         self.hlc.last = max(self.hlc.last, hlc)
         self.life = life
         for key in list(self.store.entries):
-            if not self.store.is_live(key):
-                self.gc.touch(key, self.now, live=False)
+            if self._dead_versions(key):
+                self.gc.touch(key, self.now, dead=True)
 
     def self_update(self) -> MemberUpdate:
         return MemberUpdate(self.node_id, self.address, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
@@ -432,7 +432,7 @@ class Node:
         self.counter = counter   # only now: a refused operation leaves no gap in our dots
         entry = self.store.write(key, value, deleted, self.node_id, counter, hlc, vv=vv, kind=resolver.kind)
         self.stats["writes"] += 1
-        self.gc.touch(key, now, self.store.is_live(key))
+        self.gc.touch(key, now, bool(self._dead_versions(key)))
         self._effects.append(KeyChanged(key, entry, "local"))
         self.dissemination.on_local_write(self, entry)
         return entry, self._drain()
@@ -462,15 +462,31 @@ class Node:
             self.stats["context_compacted"] += len(stable)
         return {o: c for o, c in vv.items() if o not in stable}
 
+    def _dead_versions(self, key: str) -> list[Entry]:
+        """Versions of `key` whose own state holds nothing (tombstones, emptied states)."""
+        resolver = self.router.for_key(key)
+        return [v for v in self.store.versions(key) if not resolver.live((v,))]
+
     def _on_gc_timer(self) -> None:
-        """Purge tombstones that are causally stable or older than tombstone_ttl (core/gc.py)."""
+        """Purge dead versions that are causally stable or older than tombstone_ttl, when the
+        key reads the same without them (core/gc.py)."""
         self.gc.expire(self.now)
-        for key, reason in self.gc.due(self.now, self.store.versions, self.live_digests()):
-            if self.store.is_live(key):   # revived since it became a candidate
-                self.gc.touch(key, self.now, True)
-                continue
-            self.store.purge(key)
-            self.gc.forget(key, self.now, reason)
+        for key, reason in self.gc.due(self.now, self._dead_versions, self.live_digests()):
+            resolver = self.router.for_key(key)
+            purged = 0
+            for dead in self._dead_versions(key):
+                versions = self.store.versions(key)
+                rest = [v for v in versions if v.dot != dead.dot]
+                before = resolver.read(key, versions)
+                if rest:
+                    after = resolver.read(key, rest)
+                    if (after.deleted, after.value) != (before.deleted, before.value):
+                        continue   # it still hides a concurrent version's value: a later write covers both
+                elif not before.deleted:
+                    continue
+                self.store.drop(dead)
+                purged += 1
+            self.gc.forget(key, self.now, reason, purged, still_dead=bool(self._dead_versions(key)))
         self.schedule("kernel", "gc", self.storage.gc_interval_ms / 1000)
 
     def _delta(self, digest: Mapping[str, int]) -> tuple[list[Entry], dict[str, int]]:
@@ -511,7 +527,7 @@ class Node:
             self.stats["entries_redundant"] += 1
             return False
         self.stats["entries_applied"] += 1
-        self.gc.touch(entry.key, self.now, self.store.is_live(entry.key))
+        self.gc.touch(entry.key, self.now, bool(self._dead_versions(entry.key)))
         if stored.origin != self.node_id:
             self.lag.record(self.now, stored.hlc)
         self._effects.append(KeyChanged(stored.key, stored, "remote"))

@@ -199,6 +199,13 @@ class Store:
                 self.watermarks[origin] = mark
                 self._moved(origin)
 
+    def drop(self, entry: Entry) -> bool:
+        """Forget one kept version (garbage collection of a tombstone version)."""
+        if entry.dot not in {v.dot for v in self.entries.get(entry.key, ())}:
+            return False
+        self._replace(entry, None)
+        return True
+
     def purge(self, key: str) -> int:
         """Forget every version of `key` (garbage collection of a tombstone); returns how many."""
         versions = self.entries.get(key, ())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from gossipmq.core.registry import create_strategies
 from gossipmq.core.signing import KeyPair, curve_public_of
 from gossipmq.plugins.security import CurveSecurity, Trust, TrustedKey
 from gossipmq.transports.control import ControlError, request
+from tests.helpers import free_ports  # noqa: F401  (re-exported for the security tests)
 
 _REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
 
@@ -44,18 +44,6 @@ def memory_node(node_id: str, keys: dict[str, KeyPair], seeds: list[str] = (), s
 
 
 # ---- real processes -----------------------------------------------------------------------------
-def free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
 def write_secure_config(path: Path, *, trust_dir: str = "keys/trusted", signing: str = "ed25519",
                         extra: str = "", reload_ms: int = 200, suspect_ms: int = 3000, dead_ms: int = 6000,
                         gossip: str = "") -> Path:

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from gossipmq.core.config import Config, parse_config
-from gossipmq.core.plugins import build_registry, make_plugin_manager
 from gossipmq.transports.simulator import Scenario, Simulation
 
-REGISTRY = build_registry(make_plugin_manager(load_entrypoints=False))
+from .helpers import registry
+
+REGISTRY = registry()
 
 
 def config(dissemination: dict[str, Any], anti_entropy: dict[str, Any] | None = None,

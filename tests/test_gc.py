@@ -87,7 +87,7 @@ def test_ttl_purges_without_confirmation_and_a_returning_replica_resurrects() ->
 def test_two_phase_stability_waits_for_concurrent_writes_to_be_covered() -> None:
     gc = TombstoneCollector(ttl=1000)
     tomb = Entry("k", None, True, "a", 5, 50, {"a": 5, "b": 2})
-    gc.touch("k", 0.0, live=False)
+    gc.touch("k", 0.0, dead=True)
     versions = {"k": (tomb,)}
     assert frontier(versions["k"]) == {"a": 5, "b": 2}
     # b has not seen a:5 yet: nothing
@@ -99,7 +99,7 @@ def test_two_phase_stability_waits_for_concurrent_writes_to_be_covered() -> None
     assert gc.due(3.0, versions.__getitem__, [{"a": 5, "b": 8}, {"a": 5, "b": 9}]) == []
     assert gc.due(4.0, versions.__getitem__, [{"a": 5, "b": 9}, {"a": 5, "b": 9}]) == [("k", "stable")]
     # unknown digest of a live member: only the TTL applies
-    gc.touch("j", 0.0, live=False)
+    gc.touch("j", 0.0, dead=True)
     assert gc.due(5.0, lambda k: (tomb,), None) == []
     assert sorted(gc.due(1000.0, lambda k: (tomb,), None)) == [("j", "ttl"), ("k", "ttl")]
 
