@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def memory_node(node_id: str, keys: dict[str, KeyPair], seeds: list[str] = (), s
     assert isinstance(security, CurveSecurity)
     security.install(keys[node_id], trust or trust_of(keys))
     return Node(node_id, f"mem://{node_id}", strategies=strategies, gossip=cfg.gossip, seeds=list(seeds),
-                rng_seed=hash(node_id) & 0xFFFF, limits=cfg.limits)
+                rng_seed=zlib.crc32(node_id.encode()), limits=cfg.limits)
 
 
 # ---- real processes -----------------------------------------------------------------------------

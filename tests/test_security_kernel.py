@@ -122,10 +122,10 @@ def test_replayed_updates_are_harmless(keys):
     old_claims = [c for env in captured for c in env.members if c.id == "n1" and c.sig]
     assert old_entries and old_claims
     net.put("mem://n1", "k", "v2")
+    assert net.wait_for(lambda: all(n.get("k").value == "v2" for n in net.nodes.values()), 10)
     net.leave("mem://n1")
     assert net.wait_for(lambda: all(n.members.get("n1").status == "left" for a, n in net.nodes.items()
-                                    if a != "mem://n1") and all(n.get("k").value == "v2" for n in net.nodes.values()),
-                        10)
+                                    if a != "mem://n1"), 10)
     victim = net.nodes["mem://n3"]
     before = (victim.store.checksum(), victim.members.get("n1").status)
     victim.handle_message(net.now, envelope("n2", SynAck(None, old_entries, {}), "syn_ack",
