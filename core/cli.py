@@ -344,6 +344,9 @@ def plugins(json: JsonOpt = False) -> None:
         _, registry = _registry()
     except GossipError as exc:
         _fail(str(exc))
+    from .plugins import LOAD_FAILURES
+    for name, reason in LOAD_FAILURES.items():
+        typer.echo(f"warning: plugin entry point {name!r} failed to load and was skipped: {reason}", err=True)
     rows = [{"concern": s.concern, "name": s.name, "package": s.package, "description": s.description,
              "options": sorted(s.options.__struct_fields__)} for s in registry.all()]
     if json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import os
 import sys
 from types import ModuleType
@@ -16,10 +17,13 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
 from .registry import StrategyRegistry
 
 GROUP = "gossipmq"
+log = logging.getLogger("gossipmq.plugins")
+#: entry points that failed to import (name -> reason); their strategies are simply not offered,
+#: so a config that selects one fails with the usual "unknown strategy (installed: ...)" error.
+LOAD_FAILURES: dict[str, str] = {}
 BUILTIN_MODULES = (
     "gossipmq.plugins.peer_selection",
     "gossipmq.plugins.dissemination",
@@ -52,8 +56,10 @@ def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken third-party plugin must say who it is
-                raise PluginError(f"plugin entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            except Exception as exc:  # one broken third-party plugin must not take every command down
+                log.warning("skipping plugin entry point %r (%s): failed to load: %s", ep.name, ep.value, exc)
+                LOAD_FAILURES[ep.name] = f"{ep.value}: {exc}"
+                continue
             pm.register(plugin, name=ep.value)
     pm.check_pending()
     if os.environ.get("GOSSIPMQ_TRACE_PLUGINS"):

@@ -96,3 +96,19 @@ def test_third_party_plugin_installs_through_entry_points_and_runs_from_toml() -
         cluster.call("r2", "put", key="via-ring", value=1)
         wait_until(lambda: all(cluster.call(n, "get", key="via-ring") for n in ("r0", "r1", "r2")), 10,
                    "via-ring on every node")
+
+
+def test_a_broken_third_party_plugin_is_skipped_with_one_line(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    import importlib.metadata as md
+
+    from gossipmq.core import plugins
+    broken = md.EntryPoint(name="broken", value="gossipmq_no_such_module", group="gossipmq")
+    real = md.entry_points
+    monkeypatch.setattr(md, "entry_points", lambda group=None: [*real(group=group), broken])
+    with caplog.at_level("WARNING", logger="gossipmq.plugins"):
+        registry = build_registry(make_plugin_manager())
+    assert "hybrid" in registry.names("dissemination")           # everything else still loads
+    assert [r.getMessage() for r in caplog.records if "broken" in r.getMessage()] == [
+        "skipping plugin entry point 'broken' (gossipmq_no_such_module): failed to load: "
+        "No module named 'gossipmq_no_such_module'"]
+    assert "broken" in plugins.LOAD_FAILURES
