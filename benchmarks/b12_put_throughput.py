@@ -16,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from common import REGISTRY, load_note, print_table, write_csv
 
 from gossipmq.core.config import StorageSection, parse_config
 from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
 from gossipmq.core.resolution import Op
 from gossipmq.transports.storage import attach
 
@@ -32,9 +32,8 @@ DOC = {"conflict_resolution": {"strategy": "lww", "rules": [
 
 
 def fresh_node(storage: StorageSection) -> tuple[Node, Any]:
-    cfg = parse_config(DOC, REGISTRY, "<b12>")
-    node = Node("bench", "mem://bench", strategies=create_strategies(REGISTRY, cfg.strategies),
-                gossip=cfg.gossip, incarnation=1, storage=storage)
+    cfg = replace(parse_config(DOC, REGISTRY, "<b12>"), storage=storage)
+    node = Node.from_config(cfg.with_node(id="bench", advertise="mem://bench"), REGISTRY, incarnation=1)
     return node, attach(node, storage)
 
 

@@ -19,8 +19,7 @@ import tracemalloc
 from common import REGISTRY, load_note, print_table, write_csv
 
 from gossipmq.core.config import parse_config
-from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
+from gossipmq.transports.memory import make_nodes
 from gossipmq.core.resolution import Op
 
 DOC = {"conflict_resolution": {"strategy": "lww", "rules": [
@@ -34,8 +33,7 @@ def rss() -> int:
 
 def measure(prefix: str, verb: str, keys: int) -> tuple[float, float, float]:
     cfg = parse_config(DOC, REGISTRY, "<b13>")
-    nodes = [Node(f"n{i}", f"mem://n{i}", strategies=create_strategies(REGISTRY, cfg.strategies),
-                  gossip=cfg.gossip, incarnation=1) for i in range(3)]
+    nodes = make_nodes(cfg, REGISTRY, 3)
     target = nodes[0]
     gc.collect()
     tracemalloc.start()

@@ -24,7 +24,6 @@ from common import REGISTRY, load_note, print_table, write_csv
 from gossipmq.core.config import parse_config
 from gossipmq.core.messages import Entry
 from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
 from gossipmq.core.resolution import Op
 
 DOC = {"conflict_resolution": {"strategy": "lww", "rules": [
@@ -53,8 +52,8 @@ def user_bytes(e: Entry, kind: str) -> int:
 
 def nodes(w: int) -> list[Node]:
     cfg = parse_config(DOC, REGISTRY, "<b14>")
-    return [Node(f"node-{i:03d}", f"mem://{i}", strategies=create_strategies(REGISTRY, cfg.strategies),
-                 gossip=cfg.gossip, incarnation=1_700_000_000_000 + i) for i in range(w)]
+    return [Node.from_config(cfg.with_node(id=f"node-{i:03d}", advertise=f"mem://{i}"), REGISTRY,
+                             incarnation=1_700_000_000_000 + i) for i in range(w)]
 
 
 def op_for(kind: str, i: int) -> Op:

@@ -25,11 +25,8 @@ from procs import load, pct, save  # noqa: E402
 from gossipmq.core.config import parse_config  # noqa: E402
 from gossipmq.core.effects import Schedule, Send  # noqa: E402
 from gossipmq.core.effects import MemberChanged  # noqa: E402
-from gossipmq.core.messages import MemberUpdate  # noqa: E402
-from gossipmq.core.node import Node  # noqa: E402
 from gossipmq.core.plugins import build_registry, make_plugin_manager  # noqa: E402
-from gossipmq.core.registry import create_strategies  # noqa: E402
-from gossipmq.transports.memory import MemoryNetwork  # noqa: E402
+from gossipmq.transports.memory import MemoryNetwork, make_nodes  # noqa: E402
 
 MODEL = {"first_suspicion_mean_s": 2.0, "first_suspicion_p99_s": 5.5, "dead_all_median_s": 15.3,
          "dead_all_p99_s": 19.3}
@@ -66,14 +63,7 @@ def main() -> None:
     wall = time.time()
     net = StampedNetwork(seed=args.seed, latency=(0.001, 0.005))
     n = args.nodes
-    addrs = [f"mem://n{i}" for i in range(n)]
-    nodes = [Node(f"n{i}", a, strategies=create_strategies(registry, cfg.strategies), gossip=cfg.gossip,
-                  incarnation=1, rng_seed=args.seed * 100_000 + i) for i, a in enumerate(addrs)]
-    updates = [MemberUpdate(x.node_id, x.address, 1, "alive") for x in nodes]
-    for node in nodes:
-        for upd in updates:
-            if upd.id != node.node_id:
-                node.members.apply(upd, 0.0)
+    nodes = make_nodes(cfg, registry, n, seed=args.seed, prefill=True)
     for node in nodes:
         net.add(node)
     print(f"{n} nodes built in {time.time() - wall:.0f}s wall; warming up", flush=True)

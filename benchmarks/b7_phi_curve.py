@@ -22,11 +22,8 @@ from procs import load, save  # noqa: E402
 
 from gossipmq.core.config import parse_config  # noqa: E402
 from gossipmq.core.effects import MemberChanged  # noqa: E402
-from gossipmq.core.messages import MemberUpdate  # noqa: E402
-from gossipmq.core.node import Node  # noqa: E402
 from gossipmq.core.plugins import build_registry, make_plugin_manager  # noqa: E402
-from gossipmq.core.registry import create_strategies  # noqa: E402
-from gossipmq.transports.memory import MemoryNetwork  # noqa: E402
+from gossipmq.transports.memory import MemoryNetwork, make_nodes  # noqa: E402
 
 REGISTRY = build_registry(make_plugin_manager())
 
@@ -48,12 +45,7 @@ def build(n: int, threshold: float, loss: float, seed: int, pause_ms: int) -> St
                                               "dead_after_ms": 2000, "acceptable_pause_ms": pause_ms},
                         "dissemination": {"strategy": "hybrid", "fanout": 3, "interval_ms": 200}}, REGISTRY)
     net = StampedNetwork(seed=seed, latency=(0.001, 0.020), loss=loss)
-    nodes = [Node(f"n{i}", f"mem://n{i}", strategies=create_strategies(REGISTRY, cfg.strategies),
-                  gossip=cfg.gossip, incarnation=1, rng_seed=seed * 1000 + i) for i in range(n)]
-    for node in nodes:
-        for other in nodes:
-            if other is not node:
-                node.members.apply(MemberUpdate(other.node_id, other.address, 1, "alive"), 0.0)
+    nodes = make_nodes(cfg, REGISTRY, n, seed=seed, prefill=True)
     for node in nodes:
         net.add(node)
     return net

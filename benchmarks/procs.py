@@ -54,7 +54,7 @@ class Cluster:
         self.env = {**os.environ, **(env or {})}
 
     def start(self, node_id: str, extra_env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(self.config), "--node-id", node_id,
+        args = [sys.executable, "-m", "gossipmq", "run", "--config", str(self.config), "--node-id", node_id,
                 "--bind", self.addr[node_id], "--advertise", self.addr[node_id], "--control", self.ctl[node_id]]
         if node_id != self.ids[0]:
             args += ["--seed", self.addr[self.ids[0]]]

@@ -49,7 +49,7 @@ def run_mode(mode: str, nodes: int, trials: int, interval: int, fanout: int) -> 
         try:
             for i, port in enumerate(ports):
                 addr, ctl = f"tcp://127.0.0.1:{port}", f"ipc://{tmp}/n{i}.ctl"
-                args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(cfg), "--node-id", f"n{i}",
+                args = [sys.executable, "-m", "gossipmq", "run", "--config", str(cfg), "--node-id", f"n{i}",
                         "--bind", addr, "--advertise", addr, "--control", ctl, "--log-level", "warning"]
                 if i:
                     args += ["--seed", f"tcp://127.0.0.1:{ports[0]}"]

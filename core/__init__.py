@@ -1,4 +1,4 @@
-"""gossipmq.core: the sans-I/O kernel, its wire format, config, plugin system and CLI."""
+"""gossipmq.core: the sans-I/O kernel, its wire format, config and plugin system."""
 from .config import Config, load_config, parse_config
 from .effects import Dropped, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
 from .errors import ConfigError, GossipError, PluginError, RemoteProtocolError

@@ -7,10 +7,11 @@ strategy (listing the installed names), unreadable file. Strategy tables hold
 from __future__ import annotations
 
 import re
+import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -40,6 +41,7 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     advertise: str = ""               # address peers dial; default: bind (0.0.0.0 -> hostname)
     seeds: list[str] = []             # tcp://host:port of any existing members
     control: str = ""                 # local control endpoint; default ipc:///tmp/gossipmq-<id>.ctl
+    control_token: str = ""           # required by a tcp control endpoint on a non-loopback address
     tags: dict[str, str] = {}         # member metadata gossiped with membership
 
 
@@ -124,6 +126,14 @@ class StrategyChoice:
     rules: tuple[ResolverRule, ...] = ()   # conflict_resolution only: per key prefix
 
 
+class Identity(NamedTuple):
+    """Who a node is and where it is reached, with every default filled in."""
+
+    node_id: str
+    advertise: str     # the address peers dial
+    control: str       # the local control endpoint
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -141,6 +151,17 @@ class Config:
         """Copy with [node] fields replaced (CLI flags override the file)."""
         values = {k: v for k, v in changes.items() if v not in (None, [], "")}
         return replace(self, node=msgspec.structs.replace(self.node, **values))
+
+    def identity(self) -> Identity:
+        """Node id (default ``<hostname>-<port>``), advertised address (default: the bind
+        address, a wildcard host replaced by the hostname) and control endpoint (default
+        ``ipc:///tmp/gossipmq-<id>.ctl``)."""
+        node = self.node
+        host = socket.gethostname()
+        advertise = node.advertise or node.bind.replace("0.0.0.0", host).replace("*", host)
+        port = advertise.rsplit(":", 1)[-1] if advertise.startswith("tcp://") else advertise.rsplit("/", 1)[-1]
+        node_id = node.id or f"{host}-{port}"
+        return Identity(node_id, advertise, node.control or f"ipc:///tmp/gossipmq-{node_id}.ctl")
 
 
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`")

@@ -24,7 +24,7 @@ from .anti_entropy import AntiEntropy
 from .broadcast import BroadcastQueue, retransmit_limit
 from .budget import ByteBudget
 from .clock import HybridLogicalClock
-from .config import AntiEntropySection, GossipSection, StorageSection
+from .config import AntiEntropySection, Config, GossipSection, StorageSection
 from .effects import Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
 from .gc import TombstoneCollector
 from .lag import LagWindow
@@ -33,6 +33,8 @@ from .membership import MAX_TAGS_BYTES, REACHABLE, Change, Member, MemberTable, 
 from .merkle import MerkleTree
 from .messages import KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Syn, SynAck
 from .resolution import Op, Read, WriteContext, decode_context, router_of
+from .registry import StrategyRegistry, create_strategies
+from .signing import split_seed
 from .store import Store, entry_size
 from .strategies import ConflictResolver, Dissemination, FailureDetector, PeerSelector, SecurityProvider, Strategy
 
@@ -106,6 +108,18 @@ class Node:
         self._join_attempts = 0
         self._started_at = 0.0
         self._effects: list[Effect] = []
+
+    @classmethod
+    def from_config(cls, config: Config, registry: StrategyRegistry, *, incarnation: int,
+                    rng_seed: int | None = None, aligned_rounds: bool = False) -> Node:
+        """The one way to build a Node from a Config: every table reaches the kernel.
+        `rng_seed` overrides [gossip] rng_seed (tests and the simulator seed each node)."""
+        identity = config.identity()
+        return cls(identity.node_id, identity.advertise, strategies=create_strategies(registry, config.strategies),
+                   gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
+                   incarnation=incarnation, rng_seed=rng_seed if rng_seed is not None else config.gossip.rng_seed,
+                   aligned_rounds=aligned_rounds, anti_entropy=config.anti_entropy, limits=config.limits,
+                   storage=config.storage)
 
     # ======================================================================================
     # Inputs

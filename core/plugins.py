@@ -7,7 +7,6 @@ Environment switches (as datasette/llm do):
 """
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import logging
 import os
@@ -17,6 +16,7 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError
 from .registry import StrategyRegistry
 
 GROUP = "gossipmq"
@@ -24,43 +24,34 @@ log = logging.getLogger("gossipmq.plugins")
 #: entry points that failed to import (name -> reason); their strategies are simply not offered,
 #: so a config that selects one fails with the usual "unknown strategy (installed: ...)" error.
 LOAD_FAILURES: dict[str, str] = {}
-BUILTIN_MODULES = (
-    "gossipmq.plugins.peer_selection",
-    "gossipmq.plugins.dissemination",
-    "gossipmq.plugins.failure_detection",
-    "gossipmq.plugins.conflict_resolution",
-    "gossipmq.plugins.multi_value",
-    "gossipmq.plugins.crdt",
-    "gossipmq.plugins.security",
-    "gossipmq.plugins.swim",
-    "gossipmq.plugins.phi",
-    "gossipmq.plugins.rumor",
-)
+#: entry points of this distribution (the built-in strategies): always loaded, never skipped
+BUILTIN_PREFIX = "gossipmq."
 
 
 def make_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with every installed plugin registered. Built-ins come through the same
+    entry-point group as third-party plugins (no private back door); `load_entrypoints=False`
+    registers the built-ins only (tests that add their own plugin objects)."""
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    # Built-ins are declared as entry points too; load them by module so a source checkout
-    # that was never pip-installed still works, then let entry points add the rest.
-    for name in BUILTIN_MODULES:
-        module = importlib.import_module(name)
-        pm.register(module, name=name)
-    if load_entrypoints:
-        allow = os.environ.get("GOSSIPMQ_LOAD_PLUGINS")
-        wanted = {n.strip() for n in allow.split(",") if n.strip()} if allow is not None else None
-        for ep in importlib.metadata.entry_points(group=GROUP):
-            if ep.value in BUILTIN_MODULES or pm.get_plugin(ep.value) is not None:
-                continue
-            if wanted is not None and ep.name not in wanted:
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # one broken third-party plugin must not take every command down
-                log.warning("skipping plugin entry point %r (%s): failed to load: %s", ep.name, ep.value, exc)
-                LOAD_FAILURES[ep.name] = f"{ep.value}: {exc}"
-                continue
-            pm.register(plugin, name=ep.value)
+    allow = os.environ.get("GOSSIPMQ_LOAD_PLUGINS")
+    wanted = {n.strip() for n in allow.split(",") if n.strip()} if allow is not None else None
+    for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.value):
+        builtin = ep.value.startswith(BUILTIN_PREFIX)
+        if pm.get_plugin(ep.value) is not None or (not builtin and (not load_entrypoints or (
+                wanted is not None and ep.name not in wanted))):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # one broken third-party plugin must not take every command down
+            if builtin:
+                raise PluginError(f"built-in plugin {ep.value} failed to load: {exc}") from exc
+            log.warning("skipping plugin entry point %r (%s): failed to load: %s", ep.name, ep.value, exc)
+            LOAD_FAILURES[ep.name] = f"{ep.value}: {exc}"
+            continue
+        pm.register(plugin, name=ep.value)
+    if not any(name.startswith(BUILTIN_PREFIX) for name, _ in pm.list_name_plugin()):
+        raise PluginError("no built-in strategies found: gossipmq is not installed (pip install -e .)")
     pm.check_pending()
     if os.environ.get("GOSSIPMQ_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: sys.stderr.write(msg))

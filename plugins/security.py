@@ -156,11 +156,6 @@ class CurveSecurity(SecurityProvider):
         if self.ctx is not None:
             self.ctx.tags[KEY_TAG] = keypair.identity
 
-    def make_transport(self, *, node_id: str, config_path: str | None, seeds: Iterable[str] = ()) -> Any:
-        """The I/O half for the ZeroMQ runtime: loads keys and trust store, runs ZAP."""
-        from gossipmq.transports.curve import CurveTransport
-        return CurveTransport(self, node_id=node_id, config_path=config_path, seeds=seeds)
-
     # -- asked by the runtime --------------------------------------------------------------------
     def dial_key(self, address: str) -> str | None:
         """CURVE server key to dial `address` with; None when nothing trusted is known for it."""

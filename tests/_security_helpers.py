@@ -90,7 +90,7 @@ class Proc:
         self.address = f"tcp://127.0.0.1:{port}"
         self.control = f"ipc://{logs}/{node_id}.ctl"
         self.log = logs / f"{node_id}.log"
-        args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(config), "--node-id", node_id,
+        args = [sys.executable, "-m", "gossipmq", "run", "--config", str(config), "--node-id", node_id,
                 "--bind", self.address, "--advertise", self.address, "--control", self.control]
         if seed:
             args += ["--seed", seed]

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from gossipmq.core.config import Config, parse_config
-from gossipmq.core.node import Node
 from gossipmq.core.plugins import build_registry, make_plugin_manager
-from gossipmq.core.registry import StrategyRegistry, create_strategies
+from gossipmq.core.registry import StrategyRegistry
 from gossipmq.transports.control import ControlError, request
-from gossipmq.transports.memory import MemoryNetwork
+from gossipmq.transports.memory import MemoryNetwork, make_nodes
 
 _REGISTRY: StrategyRegistry | None = None
 
@@ -48,10 +47,7 @@ def memory_cluster(n: int, overrides: dict[str, Any] | None = None, *, seed: int
     """n nodes joined through the first; returns once membership has converged."""
     cfg = config(overrides)
     net = MemoryNetwork(seed=seed, encode=encode, **net_kw)
-    addrs = [f"mem://n{i}" for i in range(n)]
-    for i, addr in enumerate(addrs):
-        net.add(Node(f"n{i}", addr, strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                     seeds=[addrs[0]], incarnation=1, rng_seed=seed * 1000 + i))
+    addrs = [net.add(node).address for node in make_nodes(cfg, registry(), n, seed=seed)]
     assert net.wait_for(lambda: all(len(nd.members.reachable_ids()) == n - 1 for nd in net.nodes.values()), 10.0), \
         "membership did not converge in 10 virtual seconds"
     return net, addrs
@@ -98,7 +94,7 @@ class ProcessCluster:
     def start(self, node_id: str, port: int, seeds: list[str] = (), extra: list[str] = ()) -> None:  # type: ignore[assignment]
         address = f"tcp://127.0.0.1:{port}"
         control = f"ipc://{self.workdir}/{node_id}.ctl"
-        args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(self.config_path),
+        args = [sys.executable, "-m", "gossipmq", "run", "--config", str(self.config_path),
                 "--node-id", node_id, "--bind", address, "--advertise", address, "--control", control,
                 *[a for s in seeds for a in ("--seed", s)], *extra]
         log = open(self.workdir / f"{node_id}.log", "ab")
@@ -111,7 +107,7 @@ class ProcessCluster:
         return request(self.controls[node_id], {"cmd": cmd, **kw}, timeout=timeout)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "gossipmq.core.cli", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "gossipmq", *args], capture_output=True, text=True,
                               timeout=30)
 
     def kill(self, node_id: str, sig: int = signal.SIGKILL) -> None:

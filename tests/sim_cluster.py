@@ -7,10 +7,7 @@ from typing import Any
 
 from gossipmq.core.config import Config, parse_config
 from gossipmq.core.effects import MemberChanged, Send
-from gossipmq.core.messages import MemberUpdate
-from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
-from gossipmq.transports.memory import MemoryNetwork
+from gossipmq.transports.memory import MemoryNetwork, make_nodes
 
 from .helpers import registry
 
@@ -44,17 +41,7 @@ def cluster(n: int, cfg: Config, *, seed: int = 1, net: MemoryNetwork | None = N
             **net_kw: Any) -> tuple[MemoryNetwork, list[str]]:
     """n nodes; with `prefill` every table starts complete (no join phase to wait for)."""
     net = net or MemoryNetwork(seed=seed, **net_kw)
-    addrs = [f"mem://n{i}" for i in range(n)]
-    nodes = [Node(f"n{i}", addr, strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                  seeds=[] if prefill else [addrs[0]], incarnation=1, rng_seed=seed * 1000 + i,
-                  tags=cfg.node.tags) for i, addr in enumerate(addrs)]
-    if prefill:
-        for node in nodes:
-            for other in nodes:
-                if other is not node:
-                    node.members.apply(MemberUpdate(other.node_id, other.address, 1, "alive"), 0.0)
-    for node in nodes:
-        net.add(node)
+    addrs = [net.add(node).address for node in make_nodes(cfg, registry(), n, seed=seed, prefill=prefill)]
     if not prefill:
         assert net.wait_for(lambda: all(len(x.members.reachable_ids()) == n - 1 for x in net.nodes.values()), 20.0)
     return net, addrs

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner
 
-from gossipmq.core.cli import app
+from gossipmq.cli import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

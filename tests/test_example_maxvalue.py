@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from gossipmq.core.config import parse_config
-from gossipmq.core.node import Node
 from gossipmq.core.plugins import build_registry, make_plugin_manager, register_plugin
-from gossipmq.core.registry import create_strategies
 from gossipmq.core.resolution import Op
-from gossipmq.transports.memory import MemoryNetwork, checksums
+from gossipmq.transports.memory import MemoryNetwork, checksums, make_nodes
 from tests.helpers import FAST
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gossipmq-maxvalue"
@@ -45,10 +43,7 @@ def test_max_value_is_chosen_from_toml_and_the_largest_concurrent_write_wins() -
         {"prefix": "hwm/", "resolver": "max_value", "allow_decrease": False}]}}
     cfg = parse_config(doc, registry)
     net = MemoryNetwork(seed=3, encode=True)
-    addrs = [f"mem://n{i}" for i in range(3)]
-    for i, addr in enumerate(addrs):
-        net.add(Node(f"n{i}", addr, strategies=create_strategies(registry, cfg.strategies), gossip=cfg.gossip,
-                     seeds=[addrs[0]], incarnation=1, rng_seed=i))
+    addrs = [net.add(node).address for node in make_nodes(cfg, registry, 3)]
     assert net.wait_for(lambda: all(len(n.members.reachable_ids()) == 2 for n in net.nodes.values()), 10)
     net.partition([addrs[0]], [addrs[1]], [addrs[2]])
     for i, value in ((0, 7), (1, 42), (2, 5)):          # n2's 5 is written last (largest HLC)

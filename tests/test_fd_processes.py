@@ -119,7 +119,7 @@ def test_hook_script_gets_the_event_environment_and_watch_prints_it(tmp_path: Pa
               f'[hooks]\nfailed = "{script}"\nleft = "exit 3"\n')
     with process_cluster(config) as cluster:
         _start(cluster, 3)
-        watcher = subprocess.Popen([sys.executable, "-m", "gossipmq.core.cli", "members", "--watch", "--json",
+        watcher = subprocess.Popen([sys.executable, "-m", "gossipmq", "members", "--watch", "--json",
                                     "--control", cluster.controls["n0"]], stdout=subprocess.PIPE, text=True)
         watched: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [watched.put(x) for x in watcher.stdout], daemon=True).start()  # type: ignore[union-attr]

@@ -6,28 +6,13 @@ from typing import Any
 
 from gossipmq.core.gc import TombstoneCollector, frontier
 from gossipmq.core.messages import Entry
-from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
 from gossipmq.core.resolution import Op
-from gossipmq.transports.memory import MemoryNetwork, checksums
-from tests.helpers import config, registry
+from gossipmq.transports.memory import checksums
+from tests.helpers import memory_cluster
 
 RULES = {"conflict_resolution": {"strategy": "lww", "rules": [
     {"prefix": "set/", "resolver": "crdt", "type": "orset"},
     {"prefix": "mv/", "resolver": "multi_value"}]}}
-
-
-def memory_cluster(n: int, overrides: dict[str, Any], seed: int = 1) -> tuple[MemoryNetwork, list[str]]:
-    """Like tests.helpers.memory_cluster, with the [storage] and [anti_entropy] tables applied."""
-    cfg = config(overrides)
-    net = MemoryNetwork(seed=seed, encode=True)
-    addrs = [f"mem://n{i}" for i in range(n)]
-    for i, addr in enumerate(addrs):
-        net.add(Node(f"n{i}", addr, strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                     seeds=[addrs[0]], incarnation=1, rng_seed=seed * 1000 + i, anti_entropy=cfg.anti_entropy,
-                     storage=cfg.storage))
-    assert net.wait_for(lambda: all(len(nd.members.reachable_ids()) == n - 1 for nd in net.nodes.values()), 10.0)
-    return net, addrs
 
 
 def agree(net: Any) -> bool:

@@ -10,7 +10,7 @@ import pytest
 import zmq.auth
 from typer.testing import CliRunner
 
-from gossipmq.core.cli import app
+from gossipmq.cli import app
 from gossipmq.core.errors import ConfigError
 from gossipmq.core.signing import KeyPair, curve_public_of, split_seed
 from gossipmq.plugins.security import Trust, TrustedKey
@@ -93,6 +93,7 @@ def test_curve_config_errors_name_file_table_and_key(tmp_path: Path, security: s
     from gossipmq.core.config import load_config
     from gossipmq.core.plugins import build_registry, make_plugin_manager
     from gossipmq.core.registry import create_strategies
+    from gossipmq.transports.security import transport_for
     assert invoke("keygen", "--out", str(tmp_path / "keys"), "--name", "n1")[0] == 0
     assert invoke("keygen", "--out", str(tmp_path / "keys"), "--name", "other")[0] == 0
     path = tmp_path / "c.toml"
@@ -101,7 +102,7 @@ def test_curve_config_errors_name_file_table_and_key(tmp_path: Path, security: s
     cfg = load_config(path, registry)
     security_strategy = create_strategies(registry, cfg.strategies)["security"]
     with pytest.raises(ConfigError) as info:
-        security_strategy.make_transport(node_id="n1", config_path=str(path), seeds=[])
+        transport_for(security_strategy, node_id="n1", config_path=str(path), seeds=[])
     assert str(path) in str(info.value) and "[security]" in str(info.value) and f"key '{key}'" in str(info.value)
 
 
@@ -109,10 +110,11 @@ def test_bad_seed_key_is_a_config_error(tmp_path: Path) -> None:
     from gossipmq.core.plugins import build_registry, make_plugin_manager
     from gossipmq.core.config import parse_config
     from gossipmq.core.registry import create_strategies
+    from gossipmq.transports.security import transport_for
     assert invoke("keygen", "--out", str(tmp_path / "keys"), "--name", "n1")[0] == 0
     registry = build_registry(make_plugin_manager(load_entrypoints=False))
     cfg = parse_config({"security": {"strategy": "curve", "key": str(tmp_path / "keys/n1.key_secret")}}, registry,
                        str(tmp_path / "c.toml"))
     sec = create_strategies(registry, cfg.strategies)["security"]
     with pytest.raises(ConfigError, match=r"\[node\] key 'seeds'"):
-        sec.make_transport(node_id="n1", config_path=str(tmp_path / "c.toml"), seeds=["tcp://h:1#" + "~" * 40])
+        transport_for(sec, node_id="n1", config_path=str(tmp_path / "c.toml"), seeds=["tcp://h:1#" + "~" * 40])

@@ -88,15 +88,14 @@ def test_suspected_node_refutes_with_a_higher_incarnation() -> None:
 
 def test_restarted_node_is_alive_at_once_with_a_higher_incarnation() -> None:
     from gossipmq.core.node import Node
-    from gossipmq.core.registry import create_strategies
     from tests.helpers import config, registry
     net, addrs = memory_cluster(3)
     net.put(addrs[2], "before", 1)
     net.run_for(1.0)
     net.crash(addrs[2])
     cfg = config()
-    net.add(Node("n2", addrs[2], strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                 seeds=[addrs[0]], incarnation=2, rng_seed=99))
+    net.add(Node.from_config(cfg.with_node(id="n2", advertise=addrs[2], seeds=[addrs[0]]), registry(),
+                             incarnation=2, rng_seed=99))
     assert net.wait_for(lambda: all(n.members.get("n2").inc == 2
                                     for a, n in net.nodes.items() if a != addrs[2]), 2.0)
     assert net.wait_for(everyone_has(net, "before"), 2.0)   # the new life catches up
@@ -120,17 +119,15 @@ def test_malformed_frames_are_counted_and_the_node_keeps_working() -> None:
 
 def test_join_retries_with_backoff_until_the_seed_appears() -> None:
     from gossipmq.core.node import Node
-    from gossipmq.core.registry import create_strategies
     from gossipmq.transports.memory import MemoryNetwork
     from tests.helpers import config, registry
     cfg = config()
     net = MemoryNetwork(seed=3, encode=True)
-    late = Node("late", "mem://late", strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                seeds=["mem://seed"], incarnation=1)
+    late = Node.from_config(cfg.with_node(id="late", advertise="mem://late", seeds=["mem://seed"]), registry(),
+                            incarnation=1)
     net.add(late)
     net.run_for(3.0)
     joins = late.stats["out.join"]
     assert not late.joined and 3 <= joins <= 6           # 0.5, 1, 2 ... s backoff, not a storm
-    net.add(Node("seed", "mem://seed", strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                 incarnation=1))
+    net.add(Node.from_config(cfg.with_node(id="seed", advertise="mem://seed"), registry(), incarnation=1))
     assert net.wait_for(lambda: late.joined and late.members.get("seed") is not None, 6.0)

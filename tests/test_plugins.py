@@ -77,13 +77,13 @@ def test_third_party_plugin_installs_through_entry_points_and_runs_from_toml() -
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(EXAMPLE)],
                          capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr
-    listed = subprocess.run([sys.executable, "-m", "gossipmq.core.cli", "plugins", "--json"], capture_output=True,
+    listed = subprocess.run([sys.executable, "-m", "gossipmq", "plugins", "--json"], capture_output=True,
                             text=True, timeout=60)
     rows = {(r["concern"], r["name"]): r for r in orjson.loads(listed.stdout)}
     assert rows[("peer_selection", "ring")]["package"] == "gossipmq-ring-selector"
     assert rows[("peer_selection", "ring")]["options"] == ["random_share", "stride"]
     # GOSSIPMQ_LOAD_PLUGINS restricts third-party plugins to the listed entry points
-    only = subprocess.run([sys.executable, "-m", "gossipmq.core.cli", "plugins", "--json"], capture_output=True,
+    only = subprocess.run([sys.executable, "-m", "gossipmq", "plugins", "--json"], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "GOSSIPMQ_LOAD_PLUGINS": ""})
     assert ("peer_selection", "ring") not in {(r["concern"], r["name"]) for r in orjson.loads(only.stdout)}
 

@@ -88,7 +88,7 @@ def test_simulate_cli_writes_csv_json_and_plot(tmp_path):
 
     from typer.testing import CliRunner
 
-    from gossipmq.core.cli import app
+    from gossipmq.cli import app
     config = tmp_path / "sim.toml"
     config.write_text('[dissemination]\nstrategy = "push"\nfanout = 2\ninterval_ms = 1000\n')
     args = ["simulate", "--config", str(config), "--nodes", "200", "--rounds", "15", "--seed", "4",

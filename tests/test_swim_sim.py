@@ -9,7 +9,6 @@ import pytest
 from gossipmq.core.codec import encode_envelope
 from gossipmq.core.messages import Envelope, MemberUpdate
 from gossipmq.core.node import Node
-from gossipmq.core.registry import create_strategies
 from gossipmq.plugins.swim import PingAck
 
 from .helpers import registry
@@ -100,8 +99,8 @@ def test_lifeguard_suppresses_false_deaths_caused_by_a_starved_node(lifeguard: b
 
 
 def _restart(net, addrs: list[str], i: int, cfg, inc: int) -> Node:  # type: ignore[no-untyped-def]
-    node = Node(f"n{i}", addrs[i], strategies=create_strategies(registry(), cfg.strategies), gossip=cfg.gossip,
-                seeds=[addrs[0]], incarnation=inc, rng_seed=99)
+    node = Node.from_config(cfg.with_node(id=f"n{i}", advertise=addrs[i], seeds=[addrs[0]]), registry(),
+                            incarnation=inc, rng_seed=99)
     return net.add(node)
 
 

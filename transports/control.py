@@ -17,8 +17,10 @@ class ControlError(Exception):
     """The node could not be reached or refused the request."""
 
 
-def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0) -> Any:
+def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token: str | None = None) -> Any:
     """Send one request to the node at `endpoint` and return its result."""
+    if token:
+        payload = {**payload, "token": token}
     if endpoint.startswith("ipc://") and not os.path.exists(endpoint[len("ipc://"):]):
         raise ControlError(f"no node answered on {endpoint}: no such socket file (is it running?)")
     ctx = zmq.Context.instance()

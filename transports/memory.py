@@ -11,10 +11,30 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gossipmq.core.codec import decode_frames, encode_envelope
+from gossipmq.core.config import Config
 from gossipmq.core.effects import Effect, Schedule, Send
 from gossipmq.core.errors import RemoteProtocolError
-from gossipmq.core.messages import Envelope
+from gossipmq.core.messages import Envelope, MemberUpdate
 from gossipmq.core.node import Node
+from gossipmq.core.registry import StrategyRegistry
+
+
+def make_nodes(config: Config, registry: StrategyRegistry, n: int, *, seed: int = 0, scheme: str = "mem",
+               prefill: bool = False, incarnation: int = 1) -> list[Node]:
+    """Nodes n0..n{n-1} at ``{scheme}://n{i}``, all built from `config` (each seeded from `seed`).
+    They join through n0, or with `prefill` start with complete member tables (no join phase)."""
+    addresses = [f"{scheme}://n{i}" for i in range(n)]
+    nodes = [Node.from_config(config.with_node(id=f"n{i}", advertise=address,
+                                               seeds=[] if prefill or i == 0 else [addresses[0]]),
+                              registry, incarnation=incarnation, rng_seed=seed * 1000 + i)
+             for i, address in enumerate(addresses)]
+    if prefill:
+        claims = [MemberUpdate(node.node_id, node.address, node.inc, "alive") for node in nodes]
+        for node in nodes:
+            for claim in claims:
+                if claim.id != node.node_id:
+                    node.members.apply(claim, 0.0)
+    return nodes
 
 
 class MemoryNetwork:

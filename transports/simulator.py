@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -34,7 +34,7 @@ from gossipmq.core.effects import Effect, KeyChanged, Send
 from gossipmq.core.membership import REACHABLE, Member, MemberTable
 from gossipmq.core.messages import MemberUpdate
 from gossipmq.core.node import Node
-from gossipmq.core.registry import StrategyRegistry, create_strategies
+from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.strategies import NoOptions
 
 from .epidemic import informed_curve
@@ -225,12 +225,12 @@ class Simulation:
         self.net.on_event = self._on_event
         self.table = MemberTable()
         self.addresses = [f"sim://n{i}" for i in range(scenario.nodes)]
-        gossip = msgspec.structs.replace(config.gossip, rng_seed=None)
+        base = replace(config, strategies=strategies, gossip=msgspec.structs.replace(config.gossip, rng_seed=None),
+                       node=msgspec.structs.replace(config.node, seeds=[]))
         nodes = []
         for i, address in enumerate(self.addresses):
-            node = Node(f"n{i}", address, strategies=create_strategies(registry, strategies), gossip=gossip,
-                        rng_seed=scenario.seed * 1_000_003 + i, aligned_rounds=True,
-                        anti_entropy=config.anti_entropy)
+            node = Node.from_config(base.with_node(id=f"n{i}", advertise=address), registry, incarnation=1,
+                                    rng_seed=scenario.seed * 1_000_003 + i, aligned_rounds=True)
             self.table.apply(MemberUpdate(node.node_id, address, node.inc, "alive"), 0.0)
             node.members = MemberView(self.table, node.node_id)  # type: ignore[assignment]
             nodes.append(node)

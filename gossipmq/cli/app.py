@@ -16,121 +16,74 @@ from typing import Annotated, Any, Optional
 import orjson
 import typer
 
-from .errors import ConfigError, GossipError
+from gossipmq.core.errors import ConfigError, GossipError
+
+from .common import ConfigOpt, ControlOpt, JsonOpt, call, console, endpoint, fail, load, print_json, registry
+from .keys import keygen as _keygen
+from .keys import keys_app
+from .simulate import simulate as _simulate
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="gossipmq: gossip-based, eventually consistent clusters over ZeroMQ.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect and validate configuration files.")
 app.add_typer(config_app, name="config")
-from .cli_keys import keygen as _keygen, keys_app  # noqa: E402  (curve security: keys and trust store)
 app.add_typer(keys_app, name="keys")
 app.command("keygen")(_keygen)
-from .cli_simulate import simulate as _simulate  # noqa: E402  (the deterministic simulator)
 app.command("simulate")(_simulate)
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config of the node.")]
-ControlOpt = Annotated[Optional[str], typer.Option("--control", envvar="GOSSIPMQ_CONTROL",
-                                                   help="Control endpoint of a running node.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (stable shape).")]
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _registry():  # type: ignore[no-untyped-def]
-    from .plugins import build_registry, make_plugin_manager
-    pm = make_plugin_manager()
-    return pm, build_registry(pm)
-
-
-def _load(config: Path | None):  # type: ignore[no-untyped-def]
-    from .config import load_config, parse_config
-    pm, registry = _registry()
-    try:
-        cfg = load_config(config, registry) if config is not None else parse_config({}, registry, "<defaults>")
-    except ConfigError as exc:
-        _fail(str(exc))
-    return pm, registry, cfg
-
-
-def _endpoint(config: Path | None, control: str | None) -> str:
-    if control:
-        return control
-    if config is None:
-        _fail("say which node: --control ENDPOINT, GOSSIPMQ_CONTROL, or --config FILE")
-    from .bootstrap import resolve_identity
-    _, _, cfg = _load(config)
-    return resolve_identity(cfg)[2]
-
-
-def _call(config: Path | None, control: str | None, payload: dict[str, Any]) -> Any:
-    from gossipmq.transports.control import ControlError, request
-    try:
-        return request(_endpoint(config, control), payload)
-    except ControlError as exc:
-        _fail(str(exc))
-
-
-def _console():  # type: ignore[no-untyped-def]
-    """A rich console that does not squeeze tables to 80 columns when piped."""
-    from rich.console import Console
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
-def _print_json(obj: Any) -> None:
-    typer.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 # ---- running a node ---------------------------------------------------------------------------
 @app.command()
 def run(
     config: ConfigOpt = None,
-    node_id: Annotated[Optional[str], typer.Option("--node-id", help="Member id (overrides [node] id).")] = None,
-    bind: Annotated[Optional[str], typer.Option(help="Inbox endpoint to bind, e.g. tcp://0.0.0.0:7946.")] = None,
-    advertise: Annotated[Optional[str], typer.Option(help="Address peers dial, e.g. tcp://n1:7946.")] = None,
-    seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Seed address (repeatable).")] = None,
-    control: Annotated[Optional[str], typer.Option(help="Control endpoint to bind.")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    node_id: Annotated[Optional[str], typer.Option("--node-id", envvar="GOSSIPMQ_NODE_ID",
+                                                   help="Member id (overrides \\[node] id).")] = None,
+    bind: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_BIND",
+                                                help="Inbox endpoint to bind, e.g. tcp://0.0.0.0:7946.")] = None,
+    advertise: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_ADVERTISE",
+                                                     help="Address peers dial, e.g. tcp://n1:7946.")] = None,
+    seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Seed address (repeatable; GOSSIPMQ_SEEDS "
+                                                                     "takes a comma-separated list).")] = None,
+    control: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_CONTROL", help="Control endpoint to bind.")] = None,
+    log_level: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM (it leaves gracefully first)."""
     from gossipmq.transports.zmq_runtime import ZmqRuntime
 
-    from .bootstrap import build_node, resolve_identity
-    pm, registry, cfg = _load(config)
+    from gossipmq.core.node import Node
+    pm, registry, cfg = load(config)
+    if not seed and os.environ.get("GOSSIPMQ_SEEDS"):
+        seed = [s.strip() for s in os.environ["GOSSIPMQ_SEEDS"].split(",") if s.strip()]
     cfg = cfg.with_node(id=node_id, bind=bind, advertise=advertise, seeds=seed or [], control=control)
     from gossipmq.transports.chaos import Chaos
     from gossipmq.transports.event_scripts import EventScripts
     from gossipmq.transports.seeds import SeedResolver, normalize_seed
     cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds])
-    node_id_, advertise_, control_ = resolve_identity(cfg)
+    node_id_, advertise_, control_ = cfg.identity()
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s {node_id_}: %(message)s")
     try:
         chaos = Chaos.from_config(cfg.chaos, os.environ)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if chaos is not None:
         logging.getLogger("gossipmq").warning("chaos injection on: %s", chaos.describe())
     scripts = EventScripts.from_config(cfg.hooks)
     if scripts is not None:
         pm.register(scripts, name="gossipmq.event_scripts")
-    node = build_node(cfg, registry, incarnation=int(time.time() * 1000))
+    node = Node.from_config(cfg, registry, incarnation=int(time.time() * 1000))
     security = node.security
-    make_transport = getattr(security, "make_transport", None)  # e.g. curve: ZAP, keys, trust store
+    from gossipmq.transports.security import transport_for
     try:
-        transport_security = make_transport(node_id=node_id_, config_path=cfg.path, seeds=cfg.node.seeds) \
-            if make_transport is not None else None
+        transport_security = transport_for(security, node_id=node_id_, config_path=cfg.path, seeds=cfg.node.seeds)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from gossipmq.transports.storage import StorageError, attach
     try:
         storage = attach(node, cfg.storage)   # [storage] backend = "sqlite": restore the replica
     except StorageError as exc:
-        _fail(str(exc))
-    from .signing import split_seed
+        fail(str(exc))
+    from gossipmq.core.signing import split_seed
     runtime = ZmqRuntime(node, bind=cfg.node.bind, control=control_, pm=pm, storage=storage,
                          socket_options={r: security.socket_options(r) for r in ("inbox", "outbox")},
                          chaos=chaos, seeds=SeedResolver([split_seed(s)[0] for s in cfg.node.seeds],
@@ -139,9 +92,9 @@ def run(
     try:
         asyncio.run(runtime.run())
     except GossipError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"{exc}")
+        fail(f"{exc}")
 
 
 # ---- client commands --------------------------------------------------------------------------
@@ -164,9 +117,9 @@ def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = No
         try:
             parsed = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            _fail(f"VALUE is not JSON: {exc}")
-    result = _call(config, control, {"cmd": "put", "key": key, "value": parsed, "context": context, "field": field})
-    _print_json(result) if json else typer.echo(f"{key} written ({result['origin']}:{result['counter']})")
+            fail(f"VALUE is not JSON: {exc}")
+    result = call(config, control, {"cmd": "put", "key": key, "value": parsed, "context": context, "field": field})
+    print_json(result) if json else typer.echo(f"{key} written ({result['origin']}:{result['counter']})")
 
 
 @app.command()
@@ -176,14 +129,14 @@ def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: Js
         ) -> None:
     """Read KEY from the node's replica (exit code 1 when absent). Multi-value keys print one
     sibling per line; pass the `context` of `--json` back to `put --context` to resolve them."""
-    result = _call(config, control, {"cmd": "get", "key": key, "verbose": verbose})
+    result = call(config, control, {"cmd": "get", "key": key, "verbose": verbose})
     if result is None:
         if json:
-            _print_json({"key": key, "error": "not found"})
+            print_json({"key": key, "error": "not found"})
         typer.echo(f"key {key!r} not found", err=True)
         raise typer.Exit(1)
     if json:
-        _print_json(result)
+        print_json(result)
     elif verbose:
         kind = result["kind"]
         typer.echo(f"key       {key} ({kind}{', deleted' if result['deleted'] else ''})")
@@ -207,9 +160,9 @@ def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: Js
 def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
            context: ContextOpt = None, field: FieldOpt = None) -> None:
     """Delete KEY (a tombstone spreads). Exit code 1 when there was nothing to delete."""
-    result = _call(config, control, {"cmd": "delete", "key": key, "context": context, "field": field})
+    result = call(config, control, {"cmd": "delete", "key": key, "context": context, "field": field})
     if json:
-        _print_json(result)
+        print_json(result)
     elif result["deleted"]:
         typer.echo(f"{key} deleted")
     if not result["deleted"]:
@@ -221,33 +174,33 @@ def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json:
 def incr(key: str, n: Annotated[int, typer.Argument(help="Amount; negative needs `--`: incr KEY -- -3.")] = 1,
          config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False, field: FieldOpt = None) -> None:
     """Add N (default 1) to the counter KEY (crdt gcounter/pncounter, or an ormap field)."""
-    result = _call(config, control, {"cmd": "incr", "key": key, "value": n, "field": field})
-    _print_json(result) if json else typer.echo(_show(result["value"]))
+    result = call(config, control, {"cmd": "incr", "key": key, "value": n, "field": field})
+    print_json(result) if json else typer.echo(_show(result["value"]))
 
 
 @app.command()
 def sadd(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
          field: FieldOpt = None) -> None:
     """Add MEMBER to the set KEY (crdt orset, add-wins; or an ormap field)."""
-    result = _call(config, control, {"cmd": "sadd", "key": key, "member": member, "field": field})
-    _print_json(result) if json else typer.echo(f"{member} added to {key}")
+    result = call(config, control, {"cmd": "sadd", "key": key, "member": member, "field": field})
+    print_json(result) if json else typer.echo(f"{member} added to {key}")
 
 
 @app.command()
 def srem(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
          field: FieldOpt = None) -> None:
     """Remove MEMBER from the set KEY (the adds this replica has seen; concurrent adds win)."""
-    result = _call(config, control, {"cmd": "srem", "key": key, "member": member, "field": field})
-    _print_json(result) if json else typer.echo(f"{member} removed from {key}")
+    result = call(config, control, {"cmd": "srem", "key": key, "member": member, "field": field})
+    print_json(result) if json else typer.echo(f"{member} removed from {key}")
 
 
 @app.command()
 def smembers(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
     """List the members of the set KEY, one per line (exit code 1 when absent or empty)."""
-    result = _call(config, control, {"cmd": "smembers", "key": key})
+    result = call(config, control, {"cmd": "smembers", "key": key})
     members_ = result["value"] if result is not None else []
     if json:
-        _print_json({"key": key, "members": members_})
+        print_json({"key": key, "members": members_})
     else:
         for m in members_:
             typer.echo(m)
@@ -261,8 +214,8 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
                                                                       "happen, until Ctrl-C.")] = False) -> None:
     """List the members this node knows, with status, incarnation and tags."""
     if watch:  # the event count first, so no change between the view and the stream is lost
-        last = _call(config, control, {"cmd": "events", "after": 1 << 62})["last"]
-    result = _call(config, control, {"cmd": "members"})
+        last = call(config, control, {"cmd": "events", "after": 1 << 62})["last"]
+    result = call(config, control, {"cmd": "members"})
     if watch:
         from .watch import watch as follow
         if json:  # first line: the current view; then one event per line
@@ -270,9 +223,9 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
         else:
             typer.echo(f"{len(result)} members ({', '.join(m['id'] + ':' + m['status'] for m in result)}); "
                        f"watching for changes (Ctrl-C stops)")
-        raise typer.Exit(follow(_endpoint(config, control), typer.echo, after=last, as_json=json))
+        raise typer.Exit(follow(endpoint(config, control)[0], typer.echo, after=last, as_json=json))
     if json:
-        _print_json(result)
+        print_json(result)
         return
     from rich.table import Table
     table = Table("id", "address", "status", "incarnation", "heartbeat", "tags")
@@ -280,7 +233,7 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
         tags = ",".join(f"{k}={v}" for k, v in m["tags"].items())
         table.add_row(m["id"] + (" (self)" if m.get("self") else ""), m["address"], m["status"],
                       str(m["incarnation"]), str(m["heartbeat"]), tags)
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -292,14 +245,14 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
            ) -> None:
     """Node id, members by state, keys, Merkle root, convergence (since when), propagation lag
     and traffic counters."""
-    result = _call(config, control, {"cmd": "status"})
+    result = call(config, control, {"cmd": "status"})
     if wait_converged:
         deadline = time.monotonic() + timeout
         while not result["converged"] and time.monotonic() < deadline:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-            result = _call(config, control, {"cmd": "status"})
+            result = call(config, control, {"cmd": "status"})
     if json:
-        _print_json(result)
+        print_json(result)
         if wait_converged and not result["converged"]:
             raise typer.Exit(1)
         return
@@ -332,43 +285,39 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
 @app.command()
 def leave(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
     """Ask the node to leave the cluster gracefully and exit."""
-    result = _call(config, control, {"cmd": "leave"})
-    _print_json(result) if json else typer.echo(f"{result['node_id']} is leaving")
+    result = call(config, control, {"cmd": "leave"})
+    print_json(result) if json else typer.echo(f"{result['node_id']} is leaving")
 
 
 # ---- plugins and config ------------------------------------------------------------------------
 @app.command()
 def plugins(json: JsonOpt = False) -> None:
     """List every installed strategy by concern, with the package it came from."""
-    try:
-        _, registry = _registry()
-    except GossipError as exc:
-        _fail(str(exc))
-    from .plugins import LOAD_FAILURES
+    _, installed = registry()
+    from gossipmq.core.plugins import LOAD_FAILURES
     for name, reason in LOAD_FAILURES.items():
         typer.echo(f"warning: plugin entry point {name!r} failed to load and was skipped: {reason}", err=True)
     rows = [{"concern": s.concern, "name": s.name, "package": s.package, "description": s.description,
-             "options": sorted(s.options.__struct_fields__)} for s in registry.all()]
+             "options": sorted(s.options.__struct_fields__)} for s in installed.all()]
     if json:
-        _print_json(rows)
+        print_json(rows)
         return
     from rich.table import Table
     table = Table("concern", "strategy", "package", "options", "description")
     for r in rows:
         table.add_row(r["concern"], r["name"], r["package"], ", ".join(r["options"]), r["description"])
-    _console().print(table)
+    console().print(table)
 
 
 @config_app.command("check")
 def config_check(path: Path, json: JsonOpt = False) -> None:
     """Validate a config file without starting a node (exit code 2 on the first error)."""
-    from .bootstrap import resolve_identity
-    _, _, cfg = _load(path)
-    node_id, advertise, control = resolve_identity(cfg)
+    _, _, cfg = load(path)
+    node_id, advertise, control = cfg.identity()
     summary = {"file": str(path), "node_id": node_id, "advertise": advertise, "control": control,
                "strategies": {c: s.name for c, s in cfg.strategies.items()}}
     if json:
-        _print_json(summary)
+        print_json(summary)
     else:
         chosen = ", ".join(f"{c}={s}" for c, s in summary["strategies"].items())
         typer.echo(f"{path}: ok ({chosen})")
@@ -387,7 +336,7 @@ def cluster(
 ) -> None:
     """Start N real node processes on loopback from one config, show a live table, stop them cleanly."""
     from .demo import run_cluster
-    _load(config)  # fail fast on a bad config, before starting anything
+    load(config)  # fail fast on a bad config, before starting anything
     code = run_cluster(config, nodes=nodes, duration=duration, base_port=base_port, writes_per_s=writes,
                        log_dir=log_dir, as_json=json)
     raise typer.Exit(code)

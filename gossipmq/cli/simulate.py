@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .common import fail, load
+
 
 def simulate(
     config: Annotated[Path, typer.Option("--config", "-c", help="TOML config (its [node] table is ignored).")],
@@ -32,14 +34,13 @@ def simulate(
     from gossipmq.transports.simulator import (Scenario, Simulation, parse_latency, parse_partition,
                                                write_outputs)
 
-    from .cli import _fail, _load
-    _, registry, cfg = _load(config)
+    _, registry, cfg = load(config)
     try:
         scenario = Scenario(nodes=nodes, rounds=rounds, loss=loss, latency_ms=parse_latency(latency_ms),
                             partition=parse_partition(partition) if partition else None, crash=crash,
                             seed=seed, updates=updates, count_bytes=not no_bytes)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console = Console(stderr=True)
     if cfg.strategies["failure_detection"].name != "static":
         console.print(f"note: the simulator uses the 'static' failure detector, not "

@@ -8,31 +8,23 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .common import ConfigOpt, ControlOpt, JsonOpt, call, fail, load, print_json
+
 keys_app = typer.Typer(no_args_is_help=True, help="Manage the trust store of curve security.")
 
 DirOpt = Annotated[Optional[Path], typer.Option("--dir", "-d", help="Trust store directory.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Node config ([security] trust_dir).")]
-ControlOpt = Annotated[Optional[str], typer.Option("--control", envvar="GOSSIPMQ_CONTROL",
-                                                   help="Control endpoint of a running node.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _cli() -> Any:
-    from . import cli
-    return cli
 
 
 def _trust_dir(directory: Path | None, config: Path | None) -> Path:
-    cli = _cli()
     if directory is not None:
         return directory
     if config is None:
-        cli._fail("say which trust store: --dir DIR or --config FILE")
-    _, _, cfg = cli._load(config)
+        fail("say which trust store: --dir DIR or --config FILE")
+    _, _, cfg = load(config)
     options = cfg.strategies["security"].options
     trust_dir = getattr(options, "trust_dir", "")
     if not trust_dir:
-        cli._fail(f"{config}: [security] has no trust_dir")
+        fail(f"{config}: [security] has no trust_dir")
     path = Path(trust_dir).expanduser()
     return path if path.is_absolute() else config.parent / path
 
@@ -48,11 +40,11 @@ def keygen(
     try:
         public, secret, kp = make(out, name, force=force)
     except (FileExistsError, OSError) as exc:
-        _cli()._fail(str(exc))
+        fail(str(exc))
     result = {"node_id": name, "identity": kp.identity, "curve_public": kp.curve_public,
               "public": str(public), "secret": str(secret)}
     if json:
-        _cli()._print_json(result)
+        print_json(result)
     else:
         typer.echo(f"{name}: identity key {kp.identity}\n  public  {public}\n  secret  {secret} (mode 0600)\n"
                    f"trust it on every node: gossipctl keys trust {public} --dir TRUST_DIR")
@@ -66,11 +58,11 @@ def list_keys(directory: DirOpt = None, config: ConfigOpt = None, json: JsonOpt 
     try:
         trust, problems = load_trust(trust_dir)
     except (OSError, ValueError) as exc:
-        _cli()._fail(str(exc))
+        fail(str(exc))
     rows = [{"node_id": k.node_id, "identity": k.identity, "status": k.status, "file": k.source}
             for k in trust.keys]
     if json:
-        _cli()._print_json({"keys": rows, "problems": problems})
+        print_json({"keys": rows, "problems": problems})
         return
     for r in rows:
         typer.echo(f"{r['node_id']:<16} {r['identity']}  {r['status']:<8} {r['file']}")
@@ -87,7 +79,7 @@ def trust(certs: list[Path], directory: DirOpt = None, config: ConfigOpt = None)
         try:
             target = trust_cert(trust_dir, cert)
         except (OSError, ValueError) as exc:
-            _cli()._fail(f"{cert}: {exc}")
+            fail(f"{cert}: {exc}")
         typer.echo(f"trusted {cert} as {target}")
 
 
@@ -98,7 +90,7 @@ def revoke(selector: Annotated[str, typer.Argument(help="Node id or identity key
     from gossipmq.transports.curve import revoke as remove
     removed = remove(_trust_dir(directory, config), selector)
     if not removed:
-        _cli()._fail(f"no trusted key matches {selector!r}", code=1)
+        fail(f"no trusted key matches {selector!r}", code=1)
     for path in removed:
         typer.echo(f"revoked {path}")
 
@@ -110,7 +102,7 @@ def retire(selector: Annotated[str, typer.Argument(help="Node id or identity key
     from gossipmq.transports.curve import retire as move
     moved = move(_trust_dir(directory, config), selector)
     if not moved:
-        _cli()._fail(f"no active key matches {selector!r}", code=1)
+        fail(f"no active key matches {selector!r}", code=1)
     for path in moved:
         typer.echo(f"retired {path}")
 
@@ -118,9 +110,9 @@ def retire(selector: Annotated[str, typer.Argument(help="Node id or identity key
 @keys_app.command("reload")
 def reload(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
     """Make a running node re-read its trust store now (it also polls it every reload_ms)."""
-    result = _cli()._call(config, control, {"cmd": "keys_reload"})
+    result = call(config, control, {"cmd": "keys_reload"})
     if json:
-        _cli()._print_json(result)
+        print_json(result)
     else:
         typer.echo(f"{result['active']} active keys ({result['added']} added, {result['removed']} removed)")
 
@@ -129,9 +121,9 @@ def reload(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
 def rotate(key: Annotated[Path, typer.Option("--key", help="The node's new secret certificate.")],
            config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
     """Switch a running node to a new key pair (trust the new public key everywhere first)."""
-    result = _cli()._call(config, control, {"cmd": "keys_rotate", "key": str(key.resolve())})
+    result = call(config, control, {"cmd": "keys_rotate", "key": str(key.resolve())})
     if json:
-        _cli()._print_json(result)
+        print_json(result)
     else:
         typer.echo(f"now serving with {result['new']} (was {result['old']})")
 
@@ -139,9 +131,9 @@ def rotate(key: Annotated[Path, typer.Option("--key", help="The node's new secre
 @keys_app.command("status")
 def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
     """The key a running node serves with and its trust store counters."""
-    result = _cli()._call(config, control, {"cmd": "keys_status"})
+    result = call(config, control, {"cmd": "keys_status"})
     if json:
-        _cli()._print_json(result)
+        print_json(result)
     else:
         for name, value in result.items():
             typer.echo(f"{name:<14} {value}")

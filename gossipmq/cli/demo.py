@@ -27,7 +27,7 @@ def _spawn(config: Path, nodes: int, base_port: int, logs: Path) -> list[tuple[s
     for i in range(nodes):
         node_id, address = f"n{i + 1}", f"tcp://127.0.0.1:{base_port + i}"
         control = f"ipc://{logs}/{node_id}.ctl"
-        args = [sys.executable, "-m", "gossipmq.core.cli", "run", "--config", str(config), "--node-id", node_id,
+        args = [sys.executable, "-m", "gossipmq", "run", "--config", str(config), "--node-id", node_id,
                 "--bind", address, "--advertise", address, "--control", control]
         if address != seed:
             args += ["--seed", f"n1@{seed}"]   # "id@address": curve security dials n1's trusted key
