@@ -281,7 +281,7 @@ class HyParView:
 
     # ---- inputs ---------------------------------------------------------------------
 
-    def join(self, now: float, contact: PeerRef) -> list[Output]:
+    def join(self, contact: PeerRef) -> list[Output]:
         """Ask `contact` to let us in (again, if the caller retries after a timeout)."""
         if contact == self.me:
             return []
@@ -348,7 +348,7 @@ class HyParView:
             out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl)))
         return out
 
-    def start_size_probe(self, now: float) -> list[Output]:
+    def start_size_probe(self) -> list[Output]:
         """Send a random tour to refine `size_estimate` (costs about n messages, see above)."""
         if not self._active:
             return []

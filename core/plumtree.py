@@ -302,7 +302,7 @@ class Plumtree(Generic[P, I]):
         announcers: dict[Any, tuple[int, float | None]] = entry.announcers if entry else {}
         # Paper's order: lazy announcements that came *before* the payload may show a shorter path.
         for peer, (lazy_round, lazy_cost) in announcers.items():
-            if self._maybe_optimize(msg.id, seen, peer, lazy_round, lazy_cost, out):
+            if self._maybe_optimize(seen, peer, lazy_round, lazy_cost, out):
                 break
         # Whoever announced the message has it: neither push nor announce it to them.
         self._push(out, msg.id, msg.payload, msg.round + 1, cost, exclude=(sender, *announcers))
@@ -315,7 +315,7 @@ class Plumtree(Generic[P, I]):
             seen = self._received.get(ann.id)
             if seen is not None:
                 if known:
-                    self._maybe_optimize(ann.id, seen, sender, ann.round, _clean_cost(ann.cost), out)
+                    self._maybe_optimize(seen, sender, ann.round, _clean_cost(ann.cost), out)
                 continue
             if not known:
                 continue                        # a peer that is no longer (or not yet) a neighbour
@@ -366,10 +366,10 @@ class Plumtree(Generic[P, I]):
 
     # ---- optimisation ---------------------------------------------------------------
 
-    def _maybe_optimize(self, msg_id: Any, seen: _Seen, lazy_peer: Any, lazy_round: int,
-                        lazy_cost: float | None, out: list[Output]) -> bool:
-        """Swap the eager link that delivered `msg_id` for `lazy_peer` if that path is much
-        shorter (hops) or, with latency estimates on both, clearly faster."""
+    def _maybe_optimize(self, seen: _Seen, lazy_peer: Any, lazy_round: int, lazy_cost: float | None,
+                        out: list[Output]) -> bool:
+        """Swap the eager link that delivered a message (`seen`) for `lazy_peer` if the lazy path
+        is much shorter in hops ("hops") or clearly faster by estimated time ("latency")."""
         eager_peer = seen.sender
         if (seen.optimized or eager_peer is None or eager_peer == lazy_peer or eager_peer not in self.eager
                 or lazy_peer not in self.lazy):

@@ -119,7 +119,7 @@ class Overlay:
         """Nodes join one after another through a random contact among those already in."""
         joined = [self.refs[0]]
         for r in (refs or self.refs)[1:]:
-            self.apply(r, self.nodes[r].join(self.now, self.rng.choice(joined)))
+            self.apply(r, self.nodes[r].join(self.rng.choice(joined)))
             self.run()
             joined.append(r)
 
@@ -211,7 +211,7 @@ def test_join_adds_both_ways_and_starts_walks() -> None:
     # contact and other are neighbours already
     contact.on_message(0.0, ref(1), NeighborReply(True, 0, 0))
     assert contact.active == [ref(1)]
-    assert sends(joiner.join(0.0, ref(0))) == [(ref(0), Join(0))]
+    assert sends(joiner.join(ref(0))) == [(ref(0), Join(0))]
     outs = contact.on_message(0.0, ref(2), Join(0))
     assert NeighborUp(ref(2)) in outs and set(contact.active) == {ref(1), ref(2)}
     msgs = sends(outs)
@@ -407,9 +407,9 @@ def test_any_message_sequence_keeps_the_invariants(steps: list[tuple[str, PeerRe
             outs = hv.neighbor_failed(now, peer)
         elif kind == "join":
             assert peer is not None
-            outs = hv.join(now, peer)
+            outs = hv.join(peer)
         elif kind == "probe":
-            outs = hv.start_size_probe(now)
+            outs = hv.start_size_probe()
         else:
             outs = hv.on_shuffle_timer(now)
         for o in outs:
@@ -429,7 +429,7 @@ def test_any_message_sequence_keeps_the_invariants(steps: list[tuple[str, PeerRe
 def boot_storm(net: Overlay, seeds: int = 3) -> None:
     """Every node joins at once through a random seed other than itself (a cluster booting)."""
     for r in net.refs:
-        net.apply(r, net.nodes[r].join(0.0, net.rng.choice([s for s in net.refs[:seeds] if s != r])))
+        net.apply(r, net.nodes[r].join(net.rng.choice([s for s in net.refs[:seeds] if s != r])))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -546,7 +546,7 @@ def test_random_tours_estimate_the_cluster_size() -> None:
     assert net.nodes[origin].size_estimate is None
     start = net.delivered
     for _ in range(32):
-        net.apply(origin, net.nodes[origin].start_size_probe(net.now))
+        net.apply(origin, net.nodes[origin].start_size_probe())
         net.run()
     estimate = net.nodes[origin].size_estimate
     assert estimate is not None
