@@ -229,7 +229,8 @@ def overhead(args: argparse.Namespace, guard: LoadGuard) -> tuple[list[dict[str,
         r = head.get(method)
         if r is not None:
             figures.append(figure(fid, r.get(field), r["measurement"], f"{paths[0]} path" + (f", {note}" if note
-                                                                                               else "")))
+                                                                                               else ""),
+                                  comparable=biggest >= 1_000_000))
     for r in rows:
         r.pop("measurement", None)
     write_csv("b13_overhead.csv", [{k: v for k, v in r.items() if k != "load"} | {"load": r["load"]} for r in rows])

@@ -258,19 +258,26 @@ def ratio(value: float | None, reference: float | None, better: str) -> float | 
     return value / reference
 
 
-def figure(fid: str, value: float | None, m: Measurement | None, note: str = "") -> dict[str, Any]:
-    """A figure as every issue #14 script saves it (cost_report.py reads these)."""
+def figure(fid: str, value: float | None, m: Measurement | None, note: str = "",
+           comparable: bool = True) -> dict[str, Any]:
+    """A figure as every issue #14 script saves it (cost_report.py reads these). `comparable=False`
+    (a scaled-down run) keeps the value but judges it against neither goal nor anchor."""
     g = GOALS[fid]
     refused = m.refused if m is not None else None
     if refused:
         value = None
     met = None
-    if value is not None and g.goal is not None:
+    if value is not None and g.goal is not None and comparable:
         met = value >= g.goal if g.better == "higher" else value <= g.goal
+    judged = comparable and g.unit != "bool"
+    note = " ".join((refused or note).split())
+    if not comparable:
+        note = f"not comparable to the goal: {note}"
     return {"id": fid, "label": g.label, "value": value, "unit": g.unit, "better": g.better, "goal": g.goal,
             "anchor": g.anchor, "anchor_name": g.anchor_name, "issue_today": g.issue_today,
-            "ratio_goal": ratio(value, g.goal, g.better), "ratio_anchor": ratio(value, g.anchor, g.better),
-            "met": met, "note": refused or note, "forced": bool(m and m.forced),
+            "ratio_goal": ratio(value, g.goal, g.better) if judged else None,
+            "ratio_anchor": ratio(value, g.anchor, g.better) if judged else None,
+            "met": met, "comparable": comparable, "note": note, "forced": bool(m and m.forced),
             "load_start": m.load_start["one"] if m else None,
             "load_end": m.load_end["one"] if m and m.load_end else None}
 
@@ -297,7 +304,8 @@ def print_figures(figures: list[dict[str, Any]], title: str = "issue #14 figures
         ra = f"{f['ratio_anchor']:.2f}x" if f["ratio_anchor"] is not None else "-"
         verdict = {True: "met", False: "MISSED", None: ""}[f["met"]]
         value = "not measured" if f["value"] is None else fmt(f["value"])
-        load = "-" if f["load_start"] is None else f"{f['load_start']:.2f}->{fmt(f['load_end'])}"
+        end = "?" if f["load_end"] is None else f"{f['load_end']:.2f}"
+        load = "-" if f["load_start"] is None else f"{f['load_start']:.2f}->{end}"
         rows.append([f["label"], f"{value} {f['unit']}" if f["value"] is not None else value,
                      fmt(f["goal"]), f"{rg} {verdict}".strip(), f"{fmt(f['anchor'])} ({f['anchor_name']})"
                      if f["anchor"] is not None else "-", ra, f["issue_today"],
