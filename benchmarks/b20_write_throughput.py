@@ -162,9 +162,11 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, rep: int, m: Measur
         prof_dir = OUT / "profile"
         prof_dir.mkdir(parents=True, exist_ok=True)
         for node_id in args.profile_nodes.split(","):
+            out = prof_dir / f"b20-{mode}-{rate}-{node_id}"
+            for stale in prof_dir.glob(f"{out.name}.*"):
+                stale.unlink()
             cluster.launchers[node_id] = [sys.executable, str(Path(__file__).with_name("profile_node.py")),
-                                          "--tool", args.profile, "--out", str(prof_dir / f"b20-{mode}-{rate}-{node_id}"),
-                                          "--"]
+                                          "--tool", args.profile, "--timer", args.profile_timer, "--out", str(out), "--"]
     pool: ControlPool | None = None
     gen: Clients | None = None
     row: dict[str, Any] = {"mode": mode, "rate": rate, "repeat": rep + 1}
@@ -238,7 +240,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, rep: int, m: Measur
             gen.kill()
         if pool is not None:
             pool.close()
-        cluster.close(timeout=30 if args.profile else 5)
+        cluster.close(timeout=180 if args.profile else 5)   # a profiled node writes its profile on the way out
         m.end()
 
 
@@ -342,6 +344,8 @@ def main() -> None:
     ap.add_argument("--profile", choices=("cprofile", "pyinstrument"),
                     help="run --profile-nodes under a profiler; prints their top functions (figures not reported)")
     ap.add_argument("--profile-nodes", default="n0,n1", help="nodes to profile (n0 is the writer in mode one)")
+    ap.add_argument("--profile-timer", choices=("wall", "cpu"), default="wall",
+                    help="pyinstrument timer (see profile_node.py; cpu costs the node about half its capacity)")
     add_guard_options(ap)
     args = ap.parse_args()
     rates = [int(float(r)) for r in args.rates.split(",")]
@@ -427,7 +431,10 @@ def main() -> None:
                     else "writer+receiver"
                 if path.exists():
                     s = print_summary(f"{node_id} ({role}), {r['mode']} {r['rate']:,}/s", path)
-                    profiles[str(path)] = {"busy_s": s["busy_s"], "idle_s": s["idle_s"], "top": s["top"]}
+                    profiles[str(path)] = {"busy_s": s["busy_s"], "idle_s": s["idle_s"], "top": s["top"],
+                                           "calls": s["calls"]}
+                else:
+                    warn(f"no profile from {node_id}: it did not exit cleanly (see its log)")
         details["profiles"] = profiles
         print("\n(profiled runs: figures not reported; profiles in benchmarks/out/profile/)")
     else:

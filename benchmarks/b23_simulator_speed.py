@@ -131,7 +131,7 @@ def main() -> None:
         fid = CASES[name][3]
         if fid:
             figures.append(figure(fid, row.get("wall_s"), m, scaled, comparable=not scaled))
-        elif not m.refused:
+        else:
             figures.append(figure("b23_png_note", 1.0 if row.get("said_skipped") else 0.0, m,
                                   f"png written: {row.get('png_written')}; said: {row.get('message') or 'nothing'}"[:120]))
         if not m.refused:

@@ -271,7 +271,7 @@ def figure(fid: str, value: float | None, m: Measurement | None, note: str = "",
         met = value >= g.goal if g.better == "higher" else value <= g.goal
     judged = comparable and g.unit != "bool"
     note = " ".join((refused or note).split())
-    if not comparable:
+    if not comparable and not refused:
         note = f"not comparable to the goal: {note}"
     return {"id": fid, "label": g.label, "value": value, "unit": g.unit, "better": g.better, "goal": g.goal,
             "anchor": g.anchor, "anchor_name": g.anchor_name, "issue_today": g.issue_today,
@@ -300,7 +300,7 @@ def print_figures(figures: list[dict[str, Any]], title: str = "issue #14 figures
     print(f"\n## {title} (ratio = times worse than the reference; < 1 is better)")
     rows = []
     for f in figures:
-        rg = f"{f['ratio_goal']:.2f}x" if f["ratio_goal"] is not None else "-"
+        rg = f"{f['ratio_goal']:.2f}x" if f["ratio_goal"] is not None else "" if f["met"] is not None else "-"
         ra = f"{f['ratio_anchor']:.2f}x" if f["ratio_anchor"] is not None else "-"
         verdict = {True: "met", False: "MISSED", None: ""}[f["met"]]
         value = "not measured" if f["value"] is None else fmt(f["value"])
