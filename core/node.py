@@ -164,7 +164,6 @@ class Node:
     def handle_message(self, now: float, env: Envelope, peer: str | None = None) -> list[Effect]:
         """`peer`: the member id the transport authenticated the sender as (CURVE), if any."""
         self.now = now
-        self.stats["messages_in"] += 1
         self.stats[f"in.{env.type}"] += 1
         if env.cluster != self.cluster:
             self.record_drop(now, "wrong_cluster", f"{env.type} from {env.src!r} ({env.addr}) belongs to cluster "
@@ -301,7 +300,6 @@ class Node:
 
     def drop(self, cause: str, detail: str) -> None:
         """Count and report one rejected piece of input during a handler (strategies use this)."""
-        self.stats["dropped"] += 1
         self.stats[f"dropped.{cause}"] += 1
         self._effects.append(Dropped(cause, detail))
 
@@ -373,7 +371,6 @@ class Node:
         rumors = self.dissemination.rumors(self, address, self.gossip.max_message_bytes // 2)
         env = Envelope(type=type, src=self.node_id, addr=self.address, inc=self.inc, body=body,
                        members=members, rumors=rumors, sum=self.store.checksum(), cluster=self.cluster)
-        self.stats["messages_out"] += 1
         self.stats[f"out.{type}"] += 1
         self._effects.append(Send(address, env))
 
@@ -628,10 +625,7 @@ class Node:
 
     def _apply_claim(self, claim: MemberUpdate) -> None:
         if claim.tags and tags_size(claim.tags) > MAX_TAGS_BYTES:
-            self.stats["dropped"] += 1
-            self.stats["dropped.tags_oversized"] += 1
-            self._effects.append(Dropped("tags_oversized", f"claim about {claim.id} carries "
-                                                           f"{tags_size(claim.tags)} bytes of tags"))
+            self.drop("tags_oversized", f"claim about {claim.id} carries {tags_size(claim.tags)} bytes of tags")
             return
         if claim.id == self.node_id:
             self.failure_detector.on_claim(self, claim, self._claim_about_self(claim))

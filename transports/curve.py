@@ -298,7 +298,6 @@ class CurveTransport:
             return True
         node = self._node()
         if node is not None:
-            node.count("dropped")
             node.count("dropped.auth_refused")
         self._refusals += 1
         if curve not in self._refused and len(self._refused) < 100:   # once per key, for the first 100 keys
