@@ -242,7 +242,7 @@ def test_busy_port_is_one_line_and_leaves_nothing_running(tmp_path: Path) -> Non
                        f"(another node or program listens there)")
 
 
-def test_http_answers(tmp_path: Path) -> None:
+def test_http_answers_and_the_endpoint_closes_with_the_agent(tmp_path: Path) -> None:
     port, metrics_port = free_ports(2)
 
     async def scenario() -> list[Any]:
@@ -259,7 +259,9 @@ def test_http_answers(tmp_path: Path) -> None:
             writer.write(b"garbage\r\n\r\n")
             out.append(await reader.read())
             writer.close()
-            return out
+        with pytest.raises(OSError):   # closing the agent closed the endpoint
+            await asyncio.open_connection("127.0.0.1", metrics_port)
+        return out
 
     answers = asyncio.run(scenario())
     assert answers[0] == 404 and answers[1] == 405
