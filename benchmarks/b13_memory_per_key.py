@@ -119,10 +119,8 @@ class NoMerkle:
 def child(keys: int, path: str, method: str, value_bytes: int, merkle: bool, config: Path) -> dict[str, Any]:
     """Grow one replica to `keys` keys; report the growth of RSS or of traced memory."""
     from gossipmq.core.codec import decode_frames, encode_envelope
-    from gossipmq.core.effects import Send
-    from gossipmq.core.messages import Envelope, Syn
+    from gossipmq.core.messages import Entry, Envelope, SynAck
     from gossipmq.core.node import Node
-    from gossipmq.core.store import Store
     cfg = load_config(config, REGISTRY)
 
     def node(node_id: str, port: int) -> Node:
@@ -137,6 +135,7 @@ def child(keys: int, path: str, method: str, value_bytes: int, merkle: bool, con
     writer.start(now)
     target.start(now)
     pad = "v" * (value_bytes - 10)
+    origin = writer.origin
     if path == "local":
         target = writer
     gc.collect()
@@ -150,17 +149,12 @@ def child(keys: int, path: str, method: str, value_bytes: int, merkle: bool, con
             for i in range(start, start + count):
                 writer.put(now, f"b13/{i:010d}", f"{i:010d}{pad}")
             continue
-        # the writer forgets each batch once it is encoded: only the receiver's memory grows
-        writer.store = Store(writer.router, seal=writer.security.seal_entry)
-        writer.store.merkle = NoMerkle()  # type: ignore[assignment]
-        mark = writer.counter
-        for i in range(start, start + count):
-            writer.put(now, f"b13/{i:010d}", f"{i:010d}{pad}")
-        syn = Envelope(type="syn", src="r", addr=target.address, inc=target.inc,
-                       body=Syn("push-pull", {"w": mark}))
-        send = next(e for e in writer.handle_message(now, syn) if isinstance(e, Send) and e.envelope.type == "syn_ack")
-        frames = encode_envelope(send.envelope)
-        target.handle_message(now, decode_frames(frames, target.bodies, target.gossip.max_frame_bytes,
+        # a 64-entry delta as the writer would send it; only the receiver keeps anything
+        hlc = int(now * 1000) << 16
+        batch = [Entry(f"b13/{i:010d}", f"{i:010d}{pad}", False, origin, i + 1, hlc + i, {origin: i + 1})
+                 for i in range(start, start + count)]
+        delta = Envelope(type="syn_ack", src="w", addr=writer.address, inc=writer.inc, body=SynAck(None, batch, {}))
+        target.handle_message(now, decode_frames(encode_envelope(delta), target.bodies, target.gossip.max_frame_bytes,
                                                  limits=target.limits))
         now += 0.0001
     elapsed = time.perf_counter() - t0

@@ -72,10 +72,12 @@ PASS_ACKED = 0.95   # a run must acknowledge this share of its target rate
 # ---- the kernel alone ---------------------------------------------------------------------
 def kernel_costs(config: Path, value_bytes: int, batches: int = 300, batch: int = 64) -> dict[str, float]:
     """Microseconds per write/entry of the kernel's own work, with the real codec, no runtime:
-    put (Node.put), control (orjson request + kv_control.handle + orjson reply, put included),
+    put (Node.put), control (decoding the typed request + the put + the orjson reply),
     send (a syn answered with a `batch`-entry delta, encoded), apply (decode + apply on a receiver)."""
     import orjson
-    from gossipmq.transports import kv_control
+
+    from gossipmq.core.resolution import Op
+    from gossipmq.transports.control import decode_request
     cfg = load_config(config, REGISTRY)
     writer = Node.from_config(cfg.with_node(id="w", bind="tcp://127.0.0.1:1", advertise="tcp://127.0.0.1:1"),
                               REGISTRY, incarnation=1)
@@ -92,7 +94,7 @@ def kernel_costs(config: Path, value_bytes: int, batches: int = 300, batch: int 
     entries = 0
     frame_bytes = 0
     for j in range(batches):
-        mark = writer.store.watermarks.get("w", 0)
+        mark = writer.store.watermarks.get(writer.origin, 0)
         keys = [f"b20/k/{j}/{i}" for i in range(batch)]
         requests = [orjson.dumps({"cmd": "put", "key": k, "value": value}) for k in keys]
         t0 = time.perf_counter()
@@ -100,11 +102,12 @@ def kernel_costs(config: Path, value_bytes: int, batches: int = 300, batch: int 
             writer.put(now, key, value)
         t1 = time.perf_counter()
         for raw in requests:   # what the control loop does per request, minus asyncio and ZeroMQ
-            result, _ = kv_control.handle(ctl, orjson.loads(raw), now)
-            orjson.dumps({"ok": True, "result": result})
+            req = decode_request(raw)
+            entry, _ = ctl.mutate(now, req.key, Op("put", req.value))   # type: ignore[attr-defined]
+            orjson.dumps({"ok": True, "result": {"key": req.key, "origin": "c", "counter": entry.counter}})
         t2 = time.perf_counter()
         syn = Envelope(type="syn", src="r", addr=receiver.address, inc=receiver.inc,
-                       body=Syn("push-pull", {"w": mark} if mark else {}))
+                       body=Syn("push-pull", {writer.origin: mark} if mark else {}))
         sends = [e for e in writer.handle_message(now, syn) if isinstance(e, Send) and e.envelope.type == "syn_ack"]
         frames = encode_envelope(sends[0].envelope)
         t3 = time.perf_counter()

@@ -21,8 +21,8 @@ from typing import Any
 
 IDLE = ("select.epoll", "epoll.poll", "selectors.py:select", "time.sleep")
 #: functions whose call counts tell the story (cProfile only): event-loop turns vs requests, syncs, codec
-COUNTED = ("_run_once", "_control", "_control_loop", "_receive_loop", "handle_message", "handle_timer", "delta_for",
-           "encode_envelope", "decode_frames", "_write", "_apply_entry", "_send", "_fire", "check_convergence")
+COUNTED = ("_run_once", "dispatch", "serve", "_receive_loop", "handle_message", "handle_timer", "delta_for",
+           "encode_envelope", "decode_frames", "write", "apply_entry", "_send", "_fire", "_on_convergence_timer")
 
 
 def _is_idle(name: str) -> bool:

@@ -6,6 +6,7 @@ strategy (listing the installed names), unreadable file. Strategy tables hold
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import sys
@@ -112,6 +113,32 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     gc_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 1_000          # tombstone check period; 0 = no GC
 
 
+class MetricsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[metrics]: a Prometheus endpoint (transports/metrics.py; needs the `metrics` extra)."""
+
+    listen: str = ""   # HOST:PORT serving /metrics, e.g. "127.0.0.1:9946" or "[::1]:9946"; "" = off
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 hosts in brackets) -> (host, port); ValueError saying what is wrong.
+    The host is required: "0.0.0.0" or "[::]" expose the endpoint beyond this machine on purpose."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:9946 or [::1]:9946)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port!r} of {text!r} must be a number from 1 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1])), int(port)
+        except ValueError:
+            raise ValueError(f"{host!r} in {text!r} is not an IPv6 address") from None
+    if ":" in host:
+        raise ValueError(f"an IPv6 host must be in brackets: [{host}]:{port}")
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", host):
+        raise ValueError(f"{host!r} in {text!r} is not a host name or IP address")
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class ResolverRule:
     """One [[conflict_resolution.rules]] entry: keys starting with `prefix` use resolver `name`."""
@@ -149,6 +176,19 @@ class Config:
     chaos: ChaosSection = field(default_factory=ChaosSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
+
+    def with_metrics(self, listen: str | None) -> Config:
+        """Copy with [metrics] listen replaced (``--metrics`` / GOSSIPMQ_METRICS); None keeps the file's.
+        ConfigError when it is not HOST:PORT."""
+        if listen is None:
+            return self
+        if listen:
+            try:
+                parse_listen(listen)
+            except ValueError as exc:
+                raise ConfigError(f"metrics listen address: {exc}") from None
+        return replace(self, metrics=MetricsSection(listen=listen))
 
     def with_node(self, **changes: Any) -> Config:
         """Copy with [node] fields replaced (CLI flags override the file)."""
@@ -194,7 +234,7 @@ def _section(doc: dict[str, Any], table: str, cls: type[msgspec.Struct], path: s
 
 
 def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<config>") -> Config:
-    known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", *CONCERNS}
+    known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", "metrics", *CONCERNS}
     for table in doc:
         if table not in known:
             raise ConfigError(f"unknown table (valid tables: {', '.join(sorted(known))})", path=path, table=table)
@@ -228,8 +268,14 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
     chaos = _section(doc, "chaos", ChaosSection, path)
     limits = _section(doc, "limits", LimitsSection, path)
     storage = _section(doc, "storage", StorageSection, path)
+    metrics = _section(doc, "metrics", MetricsSection, path)
+    if metrics.listen:
+        try:
+            parse_listen(metrics.listen)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=path, table="metrics", key="listen") from None
     return Config(path=path, node=node, gossip=gossip, strategies=strategies, raw=doc, anti_entropy=anti_entropy,
-                  hooks=hooks, chaos=chaos, limits=limits, storage=storage)
+                  hooks=hooks, chaos=chaos, limits=limits, storage=storage, metrics=metrics)
 
 
 def _parse_rules(raw: Any, registry: StrategyRegistry, path: str) -> tuple[ResolverRule, ...]:

@@ -152,7 +152,6 @@ class Node:
     def handle_message(self, now: float, env: Envelope, peer: str | None = None) -> list[Effect]:
         """`peer`: the member id the transport authenticated the sender as (CURVE), if any."""
         self.now = now
-        self.stats["messages_in"] += 1
         self.stats[f"in.{env.type}"] += 1
         rejected = self._reject(env, peer)
         if rejected is not None:
@@ -295,7 +294,6 @@ class Node:
         rumors = self.dissemination.rumors(self.ctx, address, self.gossip.max_message_bytes // 2)
         env = Envelope(type=type, src=self.node_id, addr=self.address, inc=self.inc, body=body,
                        members=members, rumors=rumors, sum=self.store.checksum(), cluster=self.cluster_name)
-        self.stats["messages_out"] += 1
         self.stats[f"out.{type}"] += 1
         self._effects.append(Send(address, env))
 
@@ -308,7 +306,6 @@ class Node:
 
     def drop(self, cause: str, detail: str) -> None:
         """Count and report one rejected piece of input (strategies use this too)."""
-        self.stats["dropped"] += 1
         self.stats[f"dropped.{cause}"] += 1
         self._effects.append(Dropped(cause, detail))
 

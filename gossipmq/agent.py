@@ -34,6 +34,7 @@ from gossipmq.core.signing import split_seed
 from gossipmq.transports.chaos import Chaos
 from gossipmq.transports.control import members_view, status_view
 from gossipmq.transports.event_scripts import EventScripts
+from gossipmq.transports.metrics import MetricsServer
 from gossipmq.transports.observers import Subscription
 from gossipmq.transports.security import transport_for
 from gossipmq.transports.seeds import SeedResolver, normalize_seed
@@ -70,6 +71,7 @@ class Agent:
         self._env = env if env is not None else {}
         self.node: Node | None = None
         self.runtime: ZmqRuntime | None = None
+        self.metrics: MetricsServer | None = None   # [metrics] listen: the /metrics endpoint
         self._entered = False
 
     # -- construction -----------------------------------------------------------------------------
@@ -78,7 +80,8 @@ class Agent:
                     plugins: Sequence[object] = (), env: Mapping[str, str] | None = None,
                     node_id: str | None = None, bind: str | None = None, advertise: str | None = None,
                     seeds: Sequence[str] | None = None, control: str | None = None, cluster: str | None = None,
-                    tags: Mapping[str, str] | None = None, control_token: str | None = None) -> Agent:
+                    tags: Mapping[str, str] | None = None, control_token: str | None = None,
+                    metrics: str | None = None) -> Agent:
         """An agent from a TOML file, a dict of tables, a parsed Config, or the defaults (None).
 
         `plugins`: extra pluggy plugin objects (hookimpls) for this agent only, as
@@ -99,7 +102,7 @@ class Agent:
             cfg = parse_config(merge_overrides(read_toml(config), overrides), registry, str(config))
         cfg = cfg.with_node(id=node_id, bind=bind, advertise=advertise, seeds=list(seeds or []), control=control,
                             cluster=cluster, tags=dict(tags) if tags else None, control_token=control_token)
-        cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds])
+        cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds]).with_metrics(metrics)
         return cls(cfg, registry=registry, pm=pm, env=env)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -110,6 +113,7 @@ class Agent:
             raise GossipError("this agent was already started")
         cfg = self.config
         identity = cfg.identity()
+        metrics = MetricsServer.from_config(cfg.metrics)   # GossipError now if prometheus_client is missing
         node = Node.from_config(cfg, self.registry, incarnation=int(time.time() * 1000))
         chaos = Chaos.from_config(cfg.chaos, self._env)
         scripts = EventScripts.from_config(cfg.hooks)
@@ -126,7 +130,13 @@ class Agent:
         if chaos is not None:
             runtime.log.warning("chaos injection on: %s", chaos.describe())
         await runtime.start()   # on failure it has closed everything it opened (storage included)
-        self.node, self.runtime = node, runtime
+        if metrics is not None:
+            try:
+                await metrics.start(runtime)   # serves until the runtime's tasks are cancelled (close, leave)
+            except BaseException:
+                await runtime.aclose()
+                raise
+        self.node, self.runtime, self.metrics = node, runtime, metrics
         runtime.observers.call_hook("gossipmq_node_started", node_id=node.node_id, address=node.address, config=cfg)
 
     async def __aenter__(self) -> Agent:

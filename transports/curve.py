@@ -299,7 +299,6 @@ class CurveTransport:
             return True
         node = self._node()
         if node is not None:
-            node.stats["dropped"] += 1
             node.stats["dropped.auth_refused"] += 1
         self._refusals += 1
         if curve not in self._refused and len(self._refused) < 100:   # once per key, for the first 100 keys

@@ -41,6 +41,7 @@ from gossipmq.core.resolution import Op
 
 from .chaos import Chaos
 from .control import ControlServer, _reason, tcp_host
+from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
 from .security import TransportSecurity
 from .seeds import SeedResolver
@@ -100,6 +101,7 @@ class ZmqRuntime:
         self.peers: dict[str, zmq.Socket] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.io: Counter[str] = Counter()
+        self.commit_seconds = Histogram(COMMIT_BUCKETS)   # durable commits that wrote something (metrics)
         self.stopping = asyncio.Event()
         self.failure: BaseException | None = None
         self.started_at = 0.0
@@ -550,13 +552,16 @@ class ZmqRuntime:
         A storage failure stops the node: it can no longer keep what it acknowledges."""
         if self.storage is None:
             return
+        started = time.perf_counter()
         try:
-            self.storage.flush(self.node)
+            rows = self.storage.flush(self.node)
         except Exception as exc:
             self._pending.clear()   # nothing of the failed batch may leave the node
             self.log.error("storage commit failed; stopping the node", exc_info=exc)
             self.fail(f"storage commit failed: {exc}")
             raise GossipError(f"storage commit failed, the node is stopping: {exc}") from None
+        if rows:
+            self.commit_seconds.observe(time.perf_counter() - started)
 
     def join(self, addresses: list[str], timeout: float) -> Awaitable[dict[str, Any]]:
         """Contact `addresses`; resolves with the members known once one of them answered."""

@@ -95,6 +95,10 @@ def run(
                                                         help="Cluster name: nodes of other clusters are ignored.")
                             ] = None,
     token: TokenOpt = None,
+    metrics: Annotated[Optional[str], typer.Option(
+        "--metrics", envvar="GOSSIPMQ_METRICS", metavar="HOST:PORT",
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics (overrides [metrics] listen; needs "
+             "pip install 'gossipmq[metrics]').")] = None,
     log_level: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
     log_format: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_FORMAT", help="text or json.")] = "text",
 ) -> None:
@@ -108,7 +112,8 @@ def run(
         seed = [s.strip() for s in os.environ["GOSSIPMQ_SEEDS"].split(",") if s.strip()]
     try:
         agent = Agent.from_config(config, env=os.environ, node_id=node_id, bind=bind, advertise=advertise,
-                                  seeds=seed, control=control, cluster=cluster_name, control_token=token)
+                                  seeds=seed, control=control, cluster=cluster_name, control_token=token,
+                                  metrics=metrics)
     except (GossipError, ValueError) as exc:
         fail(str(exc))
     _setup_logging(log_level, log_format, agent.node_id)
