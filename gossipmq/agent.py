@@ -32,7 +32,7 @@ from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.resolution import Op, Read, decode_context
 from gossipmq.core.signing import split_seed
 from gossipmq.transports.chaos import Chaos
-from gossipmq.transports.control import members_view, status_view
+from gossipmq.transports.control import RESERVED_TAG_PREFIX, members_view, status_view
 from gossipmq.transports.event_scripts import EventScripts
 from gossipmq.transports.metrics import MetricsServer
 from gossipmq.transports.observers import Subscription
@@ -287,14 +287,17 @@ class Agent:
         """Change this node's tags (merged into the current ones, or replacing them); peers see a
         member-updated event. Returns the tags now."""
         node = self._node()
+        _refuse_reserved(tags)
         merged = dict(tags) if replace_all else {**node.tags, **tags}
         if replace_all:   # tags the node manages itself (curve's announced key) stay
-            merged.update({k: v for k, v in node.tags.items() if k.startswith("gmq.")})
+            merged.update({k: v for k, v in node.tags.items() if k.startswith(RESERVED_TAG_PREFIX)})
         self._runtime().apply(node.set_tags(time.time(), merged))
         return dict(node.tags)
 
     async def delete_tags(self, names: Collection[str]) -> dict[str, str]:
+        """Delete these tags; peers see a member-updated event. Returns the tags now."""
         node = self._node()
+        _refuse_reserved(names)
         self._runtime().apply(node.set_tags(time.time(), {k: v for k, v in node.tags.items() if k not in names}))
         return dict(node.tags)
 
@@ -317,6 +320,13 @@ class Agent:
 
     def _node(self) -> Node:
         return self._runtime().node
+
+
+def _refuse_reserved(names: Collection[str]) -> None:
+    """ValueError for tags gossipmq manages itself (``gmq.*``), as the control channel refuses them."""
+    reserved = sorted(k for k in names if k.startswith(RESERVED_TAG_PREFIX))
+    if reserved:
+        raise ValueError(f"tags starting with {RESERVED_TAG_PREFIX!r} are managed by gossipmq: {reserved}")
 
 
 def _context(context: str | Mapping[str, int] | None) -> dict[str, int] | None:

@@ -40,7 +40,7 @@ from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op
 
 from .chaos import Chaos
-from .control import ControlServer, _reason, tcp_host
+from .control import ControlServer, _reason, check_port, tcp_host
 from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
 from .security import TransportSecurity
@@ -123,6 +123,7 @@ class ZmqRuntime:
             if self.security is not None:
                 await self.security.start(self)
                 self.security.configure_inbox(self.inbox)
+            check_port(self.bind)
             try:
                 self.inbox.bind(self.bind)
             except zmq.ZMQError as exc:
@@ -418,6 +419,8 @@ class ZmqRuntime:
             self.close_peer(m["address"])
         elif m.get("old_address"):
             self.close_peer(m["old_address"])   # the member moved: the old DEALER would only leak
+        if self.control is not None and self.control.monitors:   # `gossipctl monitor --events`, pushed
+            self.control.push_event(self.observers.member_events[-1])
 
     async def rebind_inbox(self) -> None:
         """Unbind and bind the inbox again: every inbound session is cut (peers reconnect at
@@ -567,7 +570,11 @@ class ZmqRuntime:
         """Contact `addresses`; resolves with the members known once one of them answered."""
         node = self.node
         before = {m.id for m in node.members.all()}
-        answered: Callable[[], bool] = lambda: any(  # noqa: E731
+        # A member reached by a DNS name (or through NAT) advertises another address than the one
+        # dialled, so a join_ack arriving since now counts as an answer too (nodes send one only
+        # in answer to a join).
+        acks = node.stats["in.join_ack"]
+        answered: Callable[[], bool] = lambda: node.stats["in.join_ack"] > acks or any(  # noqa: E731
             m.addr in addresses for m in node.members.all() if m.status in ("alive", "suspect"))
         self.queue(node.join(time.time(), addresses))
 

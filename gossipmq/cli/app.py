@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -56,9 +57,7 @@ def _setup_logging(level: str, fmt: str, node_id: str) -> None:
     handler.setLevel(numeric)
     handler.addFilter(_DefaultNodeId(node_id))
     if fmt == "json":
-        from pythonjsonlogger.json import JsonFormatter
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s",
-                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+        handler.setFormatter(_JsonLines())
     elif fmt == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(node_id)s: %(message)s"))
     else:
@@ -66,6 +65,20 @@ def _setup_logging(level: str, fmt: str, node_id: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+
+
+class _JsonLines(logging.Formatter):
+    """One JSON object per record: time (ISO 8601, UTC), level, logger, node_id, message (and exc
+    with a traceback) - no third-party formatter needed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line: dict[str, Any] = {"time": stamp, "level": record.levelname.lower(),
+                                "logger": record.name, "node_id": getattr(record, "node_id", None),
+                                "message": record.getMessage()}
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
 
 
 class _DefaultNodeId(logging.Filter):
@@ -407,6 +420,7 @@ def info(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt =
     typer.echo(f"gossipmq   {result['version']} (protocol {result['protocol']})")
     typer.echo(f"node       {result['node_id']} at {result['address']} (bind {result['bind']}, incarnation "
                f"{result['incarnation']}), up {result['uptime_s']:.0f} s")
+    typer.echo(f"cluster    {result['cluster'] or '(no name)'}")
     typer.echo("strategies " + ", ".join(f"{k}={v}" for k, v in result["strategies"].items()))
     typer.echo(f"storage    {result['storage']}")
     if result["tags"]:
