@@ -254,6 +254,12 @@ def test_tags_set_and_delete_reach_peers_as_updated_events() -> None:
                                 "b's updated event without rack")
             assert ok_json(ctl("members", "--tag", "rack=r1", "--control", ctl_b, "--json")) == []
 
+            # the watched node dies: the watch ends with exit 2 and a last JSON line {"error": ...}
+            cluster.kill("b")
+            _, last = watch.next_matching(lambda item: "error" in item, 5, "the watch's error line")
+            assert "stale" in last["error"] and watch.proc.wait(timeout=5) == 2
+            assert not [x for x in watch.drain() if "not_json" in x]
+
         assert_clean_failure(ctl("tags", "set", "gmq.key=x", "--control", ctl_a, "--json"), "gmq.", as_json=True)
         assert_clean_failure(ctl("tags", "delete", "gmq.curve", "--control", ctl_a), "managed by gossipmq")
         assert_clean_failure(ctl("tags", "set", "novalue", "--control", ctl_a), "NAME=VALUE")

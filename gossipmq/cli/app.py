@@ -345,7 +345,12 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOp
             typer.echo(f"{len(result)} members ({', '.join(m['id'] + ':' + m['status'] for m in result)}); "
                        f"watching for changes (Ctrl-C stops)")
         address, token_ = client.endpoint()
-        raise typer.Exit(follow(address, typer.echo, after=last, as_json=json, token=token_))
+        from gossipmq.transports.control import ControlError
+        try:
+            code = follow(address, typer.echo, after=last, as_json=json, token=token_)
+        except ControlError as exc:   # the node went away: one line on stderr (and {"error"} with --json)
+            fail(str(exc))
+        raise typer.Exit(code)
     if json:
         print_json(result)
         return
