@@ -56,7 +56,7 @@ def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Str
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError("schema", f"{raw.type} body: {exc}") from None
     env = Envelope(type=raw.type, src=raw.src, addr=raw.addr, inc=raw.inc, body=typed_body,
-                   members=raw.members, rumors=raw.rumors, sum=raw.sum)
+                   members=raw.members, rumors=raw.rumors, sum=raw.sum, cluster=raw.cluster)
     if limits is not None:
         check_limits(env, limits)
     return env

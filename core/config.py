@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -37,6 +38,7 @@ DEFAULT_STRATEGIES = {
 
 class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: str = ""                      # member id; default: "<hostname>-<port>"
+    cluster: str = ""                 # cluster name: nodes of different clusters never talk (carried in every message)
     bind: str = "tcp://127.0.0.1:7946"
     advertise: str = ""               # address peers dial; default: bind (0.0.0.0 -> hostname)
     seeds: list[str] = []             # tcp://host:port of any existing members
@@ -266,15 +268,56 @@ def _parse_rules(raw: Any, registry: StrategyRegistry, path: str) -> tuple[Resol
     return tuple(rules)
 
 
-def load_config(path: str | Path, registry: StrategyRegistry) -> Config:
+ENV_PREFIX = "GOSSIPMQ_"
+ENV_SEPARATOR = "__"
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """``GOSSIPMQ_<TABLE>__<KEY>=value`` variables as {table: {key: value}}: any TOML key can be set
+    from the environment (containers). The value is read as a TOML value (``7``, ``true``,
+    ``"x"``, ``[1, 2]``); anything that is not one is taken as a string."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        table, _, key = name[len(ENV_PREFIX):].partition(ENV_SEPARATOR)
+        if not table or not key:
+            continue
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out.setdefault(table.lower(), {})[key.lower()] = value
+    return out
+
+
+def merge_overrides(doc: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`doc` with {table: {key: value}} laid over it (a new dict; `doc` is not changed)."""
+    merged = {table: dict(values) if isinstance(values, dict) else values for table, values in doc.items()}
+    for table, values in overrides.items():
+        current = merged.setdefault(table, {})
+        if isinstance(current, dict):
+            current.update(values)
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file when it cannot be read or parsed."""
     path = str(path)
     try:
         with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("file not found", path=path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror}", path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=path) from None
-    return parse_config(doc, registry, path)
+
+
+def load_config(path: str | Path, registry: StrategyRegistry, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; with `env`, ``GOSSIPMQ_<TABLE>__<KEY>`` variables override it."""
+    doc = read_toml(path)
+    if env is not None:
+        doc = merge_overrides(doc, env_overrides(env))
+    return parse_config(doc, registry, str(path))

@@ -36,6 +36,7 @@ class KeyChanged:
     key: str
     entry: Entry
     source: str     # "local" or "remote"
+    before: tuple[Entry, ...] = ()   # the versions the key held before (observers derive the old value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,14 @@ class Dropped:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmed:
+    """`member` holds what `Node.replicate` sent under `token` (write acknowledgement levels)."""
+
+    token: int
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something worth one log line that is not an error of the peer (join timeout, refutation)."""
 
@@ -58,5 +67,5 @@ class Notice:
     detail: str
 
 
-Event = MemberChanged | KeyChanged | RoundCompleted | Dropped | Notice
+Event = MemberChanged | KeyChanged | RoundCompleted | Dropped | Notice | Confirmed
 Effect = Send | Schedule | Event

@@ -33,7 +33,9 @@ class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_members: Annotated[int, msgspec.Meta(ge=1)] = 1024        # membership claims per message
     max_origins: Annotated[int, msgspec.Meta(ge=1)] = 4096        # digest / coverage / version-vector size
     max_key_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024      # one key, UTF-8
-    max_value_bytes: Annotated[int, msgspec.Meta(ge=1)] = 256 * 1024  # one value, as JSON
+    max_value_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 << 20)] = 256 * 1024  # one value, as JSON
+    max_value_depth: Annotated[int, msgspec.Meta(ge=1, le=200)] = 64  # nesting of lists/objects in one value
+    max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=100, le=86_400_000)] = 60_000  # HLC ahead of our clock
     max_id_bytes: Annotated[int, msgspec.Meta(ge=8)] = 256        # node ids and addresses
     peer_rate: Annotated[float, msgspec.Meta(ge=0)] = 2000.0      # messages/s one peer may send; 0 = no limit
     peer_burst: Annotated[int, msgspec.Meta(ge=1)] = 4000         # token bucket depth
@@ -41,14 +43,51 @@ class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     inbox_hwm: Annotated[int, msgspec.Meta(ge=10)] = 1000         # messages queued per connection (RCVHWM)
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
 def value_size(value: Any) -> int:
-    """Bytes `value` takes as JSON (cheap for the common scalar cases)."""
+    """Bytes `value` takes as JSON (cheap for the common scalar cases). Call `value_problem`
+    first on untrusted values: this assumes a value JSON can encode."""
     if value is None or isinstance(value, (bool, int, float)):
         return 8
     if isinstance(value, str):
         return len(value.encode()) + 2
     import orjson
     return len(orjson.dumps(value))
+
+
+def value_problem(value: Any, max_depth: int) -> str | None:
+    """Why `value` cannot be stored and gossiped as it is, or None. A stored value must survive a
+    JSON round trip unchanged on every node: null, booleans, 64-bit integers, finite floats,
+    strings, lists and objects with string keys, nested at most `max_depth` deep (iterative:
+    a hostile nesting cannot exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if item is None or kind is bool or kind is str:
+            continue
+        if kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return "an integer outside the 64-bit range"
+        elif kind is float:
+            if item != item or item in (float("inf"), float("-inf")):
+                return "a float that is not finite (NaN or infinity)"
+        elif kind is list:
+            if depth > max_depth:
+                return f"nesting deeper than {max_depth} levels ([limits] max_value_depth)"
+            stack.extend((x, depth + 1) for x in item)
+        elif kind is dict:
+            if depth > max_depth:
+                return f"nesting deeper than {max_depth} levels ([limits] max_value_depth)"
+            for k, x in item.items():
+                if type(k) is not str:
+                    return f"an object key that is not a string ({type(k).__name__})"
+                stack.append((x, depth + 1))
+        else:
+            return f"a {kind.__name__}, which JSON cannot carry (use null, bool, int, float, str, list, dict)"
+    return None
 
 
 def _check_entries(entries: list[Entry], limits: LimitsSection) -> None:
@@ -60,6 +99,9 @@ def _check_entries(entries: list[Entry], limits: LimitsSection) -> None:
             raise RemoteProtocolError("limit_id", f"entry origin of {len(entry.origin)} characters")
         if len(entry.vv) > limits.max_origins:
             raise RemoteProtocolError("limit_origins", f"version vector of {len(entry.vv)} origins")
+        problem = value_problem(entry.value, limits.max_value_depth)
+        if problem is not None:
+            raise RemoteProtocolError("bad_value", f"value under key {entry.key[:64]!r} holds {problem}")
         size = value_size(entry.value)
         if size > limits.max_value_bytes:
             raise RemoteProtocolError("limit_value", f"value of {size} bytes under key {entry.key[:64]!r} "

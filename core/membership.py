@@ -72,6 +72,8 @@ class Change:
     previous: str | None   # previous status, None for a member we did not know
     status_changed: bool
     refreshed: bool        # liveness evidence (heartbeat or incarnation advanced)
+    old_address: str = ""  # set when the member's address changed
+    updated: bool = False  # address, tags or incarnation changed (a status change aside)
 
 
 class MemberTable:
@@ -135,6 +137,7 @@ class MemberTable:
             return None
         previous = member.status
         refreshed = claim.status == "alive" and (claim.inc > member.inc or claim.hb > member.hb)
+        old = (member.addr, member.inc, member.tags)
         if claim.tags or claim.inc != member.inc:  # a same-life claim without tags does not erase them
             member.tags = dict(claim.tags)
         member.addr, member.inc, member.status, member.hb = claim.addr, claim.inc, claim.status, claim.hb
@@ -144,7 +147,9 @@ class MemberTable:
         if previous != member.status:
             member.since = now
             self._set_reachable(member.id, member.status in REACHABLE)
-        return Change(member, previous, previous != member.status, refreshed)
+        return Change(member, previous, previous != member.status, refreshed,
+                      old_address=old[0] if old[0] != member.addr else "",
+                      updated=old != (member.addr, member.inc, member.tags))
 
     def set_status(self, member_id: str, status: str, now: float, by: str = "") -> Member | None:
         """Local verdict (by our failure detector) at the member's current incarnation."""

@@ -97,6 +97,18 @@ class Ack(msgspec.Struct, frozen=True):
     coverage: dict[str, int] = {}
 
 
+class Replicate(msgspec.Struct, frozen=True):
+    """Write acknowledgement (`put --ack majority`) and hand-off on leave: store these entries and
+    confirm with `token` once you hold each of them (or a version that covers it)."""
+
+    token: int
+    entries: list[Entry]
+
+
+class ReplicateAck(msgspec.Struct, frozen=True):
+    token: int
+
+
 KERNEL_BODIES: dict[str, type[msgspec.Struct]] = {
     "join": Join,
     "join_ack": JoinAck,
@@ -104,11 +116,15 @@ KERNEL_BODIES: dict[str, type[msgspec.Struct]] = {
     "syn": Syn,
     "syn_ack": SynAck,
     "ack": Ack,
+    "replicate": Replicate,
+    "replicate_ack": ReplicateAck,
 }
 
 
-class Envelope(msgspec.Struct, kw_only=True):
-    """What travels: header, typed body and piggybacked state."""
+class Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What travels: header, typed body and piggybacked state. `cluster` names the cluster the
+    sender belongs to: a node drops every message of another cluster (``[node] cluster``).
+    Fields at their default are left out of the frame."""
 
     type: str
     src: str
@@ -118,6 +134,7 @@ class Envelope(msgspec.Struct, kw_only=True):
     members: list[MemberUpdate] = []
     rumors: list[Entry] = []
     sum: str = ""
+    cluster: str = ""
 
 
 class RawEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -131,3 +148,4 @@ class RawEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     members: list[MemberUpdate] = []
     rumors: list[Entry] = []
     sum: str = ""
+    cluster: str = ""

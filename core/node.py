@@ -25,13 +25,14 @@ from .broadcast import BroadcastQueue, retransmit_limit
 from .budget import ByteBudget
 from .clock import HybridLogicalClock
 from .config import AntiEntropySection, Config, GossipSection, StorageSection
-from .effects import Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
+from .effects import Confirmed, Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
 from .gc import TombstoneCollector
 from .lag import LagWindow
-from .limits import LimitsSection, value_size
+from .limits import LimitsSection, value_problem, value_size
 from .membership import MAX_TAGS_BYTES, REACHABLE, Change, Member, MemberTable, tags_size
 from .merkle import MerkleTree
-from .messages import KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Syn, SynAck
+from .messages import (KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Replicate,
+                       ReplicateAck, Syn, SynAck)
 from .resolution import Op, Read, WriteContext, decode_context, router_of
 from .registry import StrategyRegistry, create_strategies
 from .signing import split_seed
@@ -50,9 +51,10 @@ class Node:
                  tags: Mapping[str, str] | None = None, incarnation: int = 1,
                  rng_seed: int | None = None, aligned_rounds: bool = False,
                  anti_entropy: AntiEntropySection | None = None, limits: LimitsSection | None = None,
-                 storage: StorageSection | None = None) -> None:
+                 storage: StorageSection | None = None, cluster: str = "") -> None:
         self.node_id = node_id
         self.address = address
+        self.cluster = cluster
         self.gossip = gossip or GossipSection()
         self.limits = limits or LimitsSection()
         self.inc = incarnation
@@ -73,6 +75,9 @@ class Node:
         anti_entropy = anti_entropy or AntiEntropySection()
         strategies = {**strategies, AntiEntropy.concern: AntiEntropy(anti_entropy)}
         self.strategies = dict(strategies)
+        #: concern -> the name the config chose it by (class names for nodes built by hand)
+        self.strategy_names = {concern: type(s).__name__ for concern, s in self.strategies.items()
+                               if concern != AntiEntropy.concern}
         self.members = MemberTable()
         # [[conflict_resolution.rules]] route keys to resolvers by prefix (one resolver: no rules)
         self.router = router_of(self.resolver)
@@ -106,6 +111,7 @@ class Node:
         self.converged_since: float | None = None
         self._departed: dict[str, float] = {}   # dead/left member -> since
         self._join_attempts = 0
+        self._replicate_token = 0
         self._started_at = 0.0
         self._effects: list[Effect] = []
 
@@ -115,11 +121,13 @@ class Node:
         """The one way to build a Node from a Config: every table reaches the kernel.
         `rng_seed` overrides [gossip] rng_seed (tests and the simulator seed each node)."""
         identity = config.identity()
-        return cls(identity.node_id, identity.advertise, strategies=create_strategies(registry, config.strategies),
+        node = cls(identity.node_id, identity.advertise, strategies=create_strategies(registry, config.strategies),
                    gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
                    incarnation=incarnation, rng_seed=rng_seed if rng_seed is not None else config.gossip.rng_seed,
                    aligned_rounds=aligned_rounds, anti_entropy=config.anti_entropy, limits=config.limits,
-                   storage=config.storage)
+                   storage=config.storage, cluster=config.node.cluster)
+        node.strategy_names = {concern: choice.name for concern, choice in config.strategies.items()}
+        return node
 
     # ======================================================================================
     # Inputs
@@ -158,6 +166,10 @@ class Node:
         self.now = now
         self.stats["messages_in"] += 1
         self.stats[f"in.{env.type}"] += 1
+        if env.cluster != self.cluster:
+            self.record_drop(now, "wrong_cluster", f"{env.type} from {env.src!r} ({env.addr}) belongs to cluster "
+                                                   f"{env.cluster!r}, this node to {self.cluster!r}")
+            return self._drain()
         if env.src == self.node_id:
             self.record_drop(now, "spoofed_self", f"message of type {env.type} claims to come from this node")
             return self._drain()
@@ -203,6 +215,9 @@ class Node:
         resolver builds the new version from the versions held here (ValueError if refused)."""
         if len(key.encode()) > self.limits.max_key_bytes:
             raise ValueError(f"key of {len(key.encode())} bytes exceeds [limits] max_key_bytes")
+        problem = value_problem(op.value, self.limits.max_value_depth)
+        if problem is not None:
+            raise ValueError(f"the value holds {problem}")
         if value_size(op.value) > self.limits.max_value_bytes:
             raise ValueError(f"value of {value_size(op.value)} bytes exceeds [limits] max_value_bytes")
         return self._write(now, key, op)
@@ -219,6 +234,63 @@ class Node:
             targets = self.rng.sample(targets, self.gossip.leave_fanout)
         for member_id in targets:
             self.send(member_id, "leave", Leave())
+        return self._drain()
+
+    def replicate(self, now: float, entries: Sequence[Entry], member_ids: Collection[str]) -> tuple[int, list[Effect]]:
+        """Send `entries` straight to these members; each answers with a `Confirmed(token, member)`
+        event once it holds them (write acknowledgement levels, hand-off before leaving)."""
+        self.now = now
+        self._replicate_token += 1
+        for member_id in member_ids:
+            self.send(member_id, "replicate", Replicate(self._replicate_token, list(entries)))
+        return self._replicate_token, self._drain()
+
+    def own_entries_missing(self, member_id: str, limit_bytes: int) -> list[Entry]:
+        """Our own writes `member_id`'s last digest does not show (all when it never sent one),
+        oldest first, within `limit_bytes`: what a leaving node hands off."""
+        mark = self.peer_digests.get(member_id, {}).get(self.node_id, 0)
+        out, used = [], 0
+        for entry in self.store.entries_above(self.node_id, mark):
+            used += entry_size(entry)
+            if out and used > limit_bytes:
+                break
+            out.append(entry)
+        return out
+
+    def join(self, now: float, addresses: Sequence[str]) -> list[Effect]:
+        """Contact these addresses now (`gossipctl join`): each gets a join; the answer merges
+        its member table into ours, as a seed's would."""
+        self.now = now
+        for address in addresses:
+            if address != self.address:
+                self.send_to_address(address, "join", Join())
+        return self._drain()
+
+    def set_tags(self, now: float, tags: Mapping[str, str]) -> list[Effect]:
+        """Replace this node's tags at runtime. Tags are fixed per incarnation, so the node
+        raises its incarnation and the new claim spreads (peers see a member-updated event).
+        ValueError when they exceed the tags budget."""
+        if tags_size(dict(tags)) > MAX_TAGS_BYTES:
+            raise ValueError(f"tags take {tags_size(dict(tags))} bytes; at most {MAX_TAGS_BYTES} (keys plus values)")
+        self.now = now
+        self.tags.clear()
+        self.tags.update(tags)
+        self.inc += 1
+        self.broadcasts.push(self.node_id, self.self_update())
+        return self._drain()
+
+    def force_leave(self, now: float, member_id: str) -> list[Effect]:
+        """Mark a failed member as left now (Serf's force-leave): it stops counting as failed and
+        is reaped like a member that left. ValueError for an unknown or reachable member."""
+        member = self.members.get(member_id)
+        if member is None:
+            raise ValueError(f"no member {member_id!r} is known here")
+        if member.status == "alive":
+            raise ValueError(f"member {member_id!r} is alive; only a failed (dead or suspect) member can be forced "
+                             f"to leave")
+        self.now = now
+        if member.status != "left":
+            self._set_status(member_id, "left", "forced to leave by an operator")
         return self._drain()
 
     def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
@@ -260,53 +332,26 @@ class Node:
             if self._dead_versions(key):
                 self.gc.touch(key, self.now, dead=True)
 
+    def origin_node(self, origin: str) -> str:
+        """The member id whose write carries dot origin `origin`."""
+        return origin
+
     def self_update(self) -> MemberUpdate:
         return MemberUpdate(self.node_id, self.address, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
 
-    def check_convergence(self, now: float) -> bool:
-        """Do all reachable members last report our checksum? Tracks since when (O(n))."""
+    def agrees(self) -> bool:
+        """Do all reachable members last report our checksum (Merkle root)? O(n), read-only."""
         mine = self.store.checksum()
-        agreed = all(self.peer_sums.get(m) == mine for m in self.members.reachable_ids())
+        return all(self.peer_sums.get(m) == mine for m in self.members.reachable_ids())
+
+    def check_convergence(self, now: float) -> bool:
+        """`agrees()`, tracking since when (`converged_since`)."""
+        agreed = self.agrees()
         if not agreed:
             self.converged_since = None
         elif self.converged_since is None:
             self.converged_since = now
         return agreed
-
-    def members_view(self) -> list[dict[str, Any]]:
-        me = {"id": self.node_id, "address": self.address, "status": self.status, "incarnation": self.inc,
-              "tags": dict(self.tags), "heartbeat": self.hb, "self": True}
-        others = [_member_dict(m) for m in sorted(self.members.all(), key=lambda m: m.id)]
-        return [me, *others]
-
-    def status_view(self, now: float) -> dict[str, Any]:
-        counts = self.members.counts()
-        counts[self.status] = counts.get(self.status, 0) + 1
-        converged = self.check_convergence(now)
-        return {
-            "node_id": self.node_id,
-            "address": self.address,
-            "status": self.status,
-            "incarnation": self.inc,
-            "joined": self.joined,
-            "members": counts,
-            "keys": self.store.live_keys,
-            "entries": len(self.store),
-            "checksum": self.store.checksum(),
-            "converged": converged,
-            "converged_since": self.converged_since,
-            **self.lag.summary(now),
-            "round": self.round,
-            "messages_in": self.stats["messages_in"],
-            "messages_out": self.stats["messages_out"],
-            "dropped": {k.split(".", 1)[1]: v for k, v in self.stats.items() if k.startswith("dropped.")},
-            "deferred_bytes": self.stats["deferred_bytes"],
-            "storage": self.storage.backend,
-            "conflicts": {**self.router.stats(), **self.gc.stats, "tombstones_pending": len(self.gc.candidates),
-                          "bad_entries": self.stats["dropped.bad_entry"],
-                          "context_compacted": self.stats["context_compacted"]},
-            "strategies": {concern: type(s).__name__ for concern, s in self.strategies.items()},
-        }
 
     # ======================================================================================
     # Context API for strategies (see strategies.Context)
@@ -327,7 +372,7 @@ class Node:
         members = self.security.seal_claims(members)
         rumors = self.dissemination.rumors(self, address, self.gossip.max_message_bytes // 2)
         env = Envelope(type=type, src=self.node_id, addr=self.address, inc=self.inc, body=body,
-                       members=members, rumors=rumors, sum=self.store.checksum())
+                       members=members, rumors=rumors, sum=self.store.checksum(), cluster=self.cluster)
         self.stats["messages_out"] += 1
         self.stats[f"out.{type}"] += 1
         self._effects.append(Send(address, env))
@@ -429,6 +474,16 @@ class Node:
     def _on_ack(self, env: Envelope) -> None:
         self._apply_delta(env.body.entries, env.body.coverage)
 
+    def _on_replicate(self, env: Envelope) -> None:
+        body: Replicate = env.body
+        for entry in body.entries:
+            self._apply_entry(entry)
+        if all(self.store.holds(entry) for entry in body.entries):
+            self.send_to_address(env.addr, "replicate_ack", ReplicateAck(body.token))
+
+    def _on_replicate_ack(self, env: Envelope) -> None:
+        self._effects.append(Confirmed(env.body.token, env.src))
+
     # ======================================================================================
     # Internals
     # ======================================================================================
@@ -442,12 +497,13 @@ class Node:
         resolver.check_op(op)
         counter, hlc = self.counter + 1, self.hlc.tick(now)
         wc = WriteContext(self.node_id, counter, hlc, f"{self.node_id}/{self.life}", self._compact)
-        value, deleted, vv = resolver.build(key, self.store.versions(key), op, wc)  # ValueError: refused
+        before = self.store.versions(key)
+        value, deleted, vv = resolver.build(key, before, op, wc)  # ValueError: refused
         self.counter = counter   # only now: a refused operation leaves no gap in our dots
         entry = self.store.write(key, value, deleted, self.node_id, counter, hlc, vv=vv, kind=resolver.kind)
         self.stats["writes"] += 1
         self.gc.touch(key, now, bool(self._dead_versions(key)))
-        self._effects.append(KeyChanged(key, entry, "local"))
+        self._effects.append(KeyChanged(key, entry, "local", before))
         self.dissemination.on_local_write(self, entry)
         return entry, self._drain()
 
@@ -536,6 +592,7 @@ class Node:
             self.stats["entries_purged"] += 1   # a late copy of a key we garbage-collected
             return False
         self.hlc.observe(entry.hlc, self.now)
+        before = self.store.versions(entry.key)
         stored = self.store.apply(entry)
         if stored is None:
             self.stats["entries_redundant"] += 1
@@ -544,7 +601,7 @@ class Node:
         self.gc.touch(entry.key, self.now, bool(self._dead_versions(entry.key)))
         if stored.origin != self.node_id:
             self.lag.record(self.now, stored.hlc)
-        self._effects.append(KeyChanged(stored.key, stored, "remote"))
+        self._effects.append(KeyChanged(stored.key, stored, "remote", before))
         self.dissemination.on_applied(self, stored)
         return True
 
@@ -563,7 +620,8 @@ class Node:
         if member.status in REACHABLE:
             self.members.mark_heard(member.id, self.now)
             if member.addr != env.addr and env.inc >= member.inc:
-                member.addr = env.addr
+                old, member.addr = member.addr, env.addr
+                self._member_event(member, member.status, "updated", old_address=old)
         if member.status != "alive" and env.type != "leave":
             # It does not know what we think of it: tell it again, so it can refute.
             self.broadcasts.push(member.id, member.as_update())
@@ -600,6 +658,8 @@ class Node:
         member = change.member
         if change.previous is None:
             self._member_event(member, None, "joined")
+        elif not change.status_changed and change.updated:
+            self._member_event(member, change.previous, "updated", old_address=change.old_address)
         elif change.status_changed:
             if member.status == "alive":
                 reason = "rejoined" if change.previous in ("dead", "left") else "alive_again"
@@ -619,14 +679,19 @@ class Node:
         self._member_event(member, prev_status, REASONS[status], detail=reason)
         self.broadcasts.push(member.id, member.as_update())
 
-    def _member_event(self, member: Member, previous: str | None, reason: str, detail: str = "") -> None:
-        if member.status in ("dead", "left"):
+    def _member_event(self, member: Member, previous: str | None, reason: str, detail: str = "",
+                      old_address: str = "") -> None:
+        if reason == "updated":
+            pass   # the status did not change: nor does the reaping clock
+        elif member.status in ("dead", "left"):
             self._departed[member.id] = self.now
         else:
             self._departed.pop(member.id, None)
         view = _member_dict(member)
         if detail:
             view["detail"] = detail
+        if old_address:
+            view["old_address"] = old_address
         self._effects.append(MemberChanged(view, previous, reason))
 
     def _send_joins(self) -> None:

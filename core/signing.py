@@ -136,9 +136,12 @@ def claim_content(claim: MemberUpdate) -> bytes:
 
 
 def claim_signer(claim: MemberUpdate) -> str | None:
-    """Who must have signed `claim`: the member itself for alive/left, the accuser otherwise."""
-    if claim.status in ("alive", "left"):
+    """Who must have signed `claim`: the member itself for alive and for its own leave; the
+    accuser for suspect/dead and for a forced leave (`gossipctl force-leave`, by = operator's node)."""
+    if claim.status == "alive":
         return claim.id if claim.by in ("", claim.id) else None
+    if claim.status == "left" and claim.by in ("", claim.id):
+        return claim.id
     return claim.by or None
 
 

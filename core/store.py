@@ -93,6 +93,17 @@ class Store:
     def versions(self, key: str) -> tuple[Entry, ...]:
         return self.entries.get(key, ())
 
+    def holds(self, entry: Entry) -> bool:
+        """Do we keep this version, or one that makes it redundant?"""
+        for kept in self.entries.get(entry.key, ()):
+            if kept.dot == entry.dot or self._dominates(kept, entry):
+                return True
+        return False
+
+    def entries_above(self, origin: str, mark: int) -> list[Entry]:
+        """The versions we keep of `origin` with a counter above `mark`, oldest first."""
+        return self._entries_above(origin, mark)
+
     def is_live(self, key: str) -> bool:
         """Does the key hold a value (not only tombstones / emptied states)?"""
         return key in self._live

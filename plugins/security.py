@@ -350,7 +350,8 @@ class CurveSecurity(SecurityProvider):
         if found is not None:
             by, sig = found
             return msgspec.structs.replace(claim, by=by, sig=sig)
-        if claim.status in ("suspect", "dead") and claim.by in ("", me):
+        if (claim.status in ("suspect", "dead") and claim.by in ("", me)) or (claim.status == "left"
+                                                                             and claim.by == me != claim.id):
             accusation = msgspec.structs.replace(claim, by=me)
             sig = self.keypair.sign(claim_payload(accusation))
             self.claim_sigs.put(claim_content(accusation), (me, sig))

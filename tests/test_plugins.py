@@ -92,7 +92,7 @@ def test_third_party_plugin_installs_through_entry_points_and_runs_from_toml() -
         cluster.start("r0", ports[0])
         cluster.start("r1", ports[1], seeds=[cluster.addresses["r0"]])
         cluster.start("r2", ports[2], seeds=[cluster.addresses["r0"]])
-        assert cluster.call("r0", "status")["strategies"]["peer_selection"] == "RingSelector"
+        assert cluster.call("r0", "status")["strategies"]["peer_selection"] == "ring"
         cluster.call("r2", "put", key="via-ring", value=1)
         wait_until(lambda: all(cluster.call(n, "get", key="via-ring") for n in ("r0", "r1", "r2")), 10,
                    "via-ring on every node")

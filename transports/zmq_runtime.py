@@ -9,57 +9,91 @@ linger so they actually go out.
 
 We deliberately do not set ZMQ_IMMEDIATE on the DEALERs: with it, the very first messages
 to a freshly connected peer (the join) are refused until TCP completes.
+
+Supervision: every long-lived task (receive, control, flush, security watchers) runs under
+`_supervise`. A failure that a task cannot recover from is logged with its traceback, counted
+(``task_failures``) and stops the node: `failure` holds it and the owner (`Agent`, `gossipctl run`)
+raises it - a live process that hears nothing is never an outcome. Failures that concern one
+input stay with that input: a frame that cannot be decoded or handled is dropped and counted; a
+send that cannot be encoded fails alone; a timer whose handler raises is counted, logged once and
+re-armed; an observer that raises is isolated (transports/observers.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
-from collections import Counter, deque
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import orjson
 import pluggy
 import zmq
 import zmq.asyncio
 
 from gossipmq.core.codec import decode_frames, encode_envelope
-from gossipmq.core.effects import Dropped, Effect, KeyChanged, MemberChanged, Notice, RoundCompleted, Schedule, Send
-from gossipmq.core.errors import RemoteProtocolError
+from gossipmq.core.effects import Confirmed, Dropped, Effect, MemberChanged, Schedule, Send
+from gossipmq.core.errors import GossipError, RemoteProtocolError
 from gossipmq.core.limits import RateLimiter
+from gossipmq.core.messages import Entry
 from gossipmq.core.node import Node
-from gossipmq.transports import kv_control
-from gossipmq.transports.chaos import Chaos
-from gossipmq.transports.seeds import SeedResolver
+from gossipmq.core.resolution import Op
 
-log = logging.getLogger("gossipmq")
+from .chaos import Chaos
+from .control import ControlServer, _reason, tcp_host
+from .observers import Observers
+from .security import TransportSecurity
+from .seeds import SeedResolver
 
 INBOX_RCVHWM = 10_000
 PEER_SNDHWM = 1_000
 LEAVE_FLUSH_S = 0.5
+TIMER_RETRY_S = 1.0
+HANDOFF_PEERS = 3        # members a leaving node hands its own recent writes to
+HANDOFF_TIMEOUT_S = 1.5  # how long it waits for them to confirm
+ACK_TIMEOUT_S = 5.0      # default wait of a write with an acknowledgement level
+
+
+class RuntimeFailure(GossipError):
+    """A task the node cannot run without failed; the node stopped (the log has the traceback)."""
+
+
+class NodeLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Log records of one node carry its id (`record.node_id`): several agents in one process
+    stay apart, and `gossipctl monitor` streams exactly this node's lines."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs.setdefault("extra", {})["node_id"] = self.extra["node_id"]  # type: ignore[index]
+        return msg, kwargs
+
+
+def _ipv6(address: str) -> bool:
+    host = tcp_host(address)
+    return host is not None and ":" in host
 
 
 class ZmqRuntime:
-    def __init__(self, node: Node, *, bind: str, control: str | None, pm: pluggy.PluginManager | None = None,
-                 socket_options: dict[str, dict[str, Any]] | None = None, chaos: Chaos | None = None,
-                 seeds: SeedResolver | None = None, security: Any | None = None, storage: Any | None = None) -> None:
+    def __init__(self, node: Node, *, bind: str, control: str | None = None, control_token: str = "",
+                 pm: pluggy.PluginManager | None = None, socket_options: dict[str, dict[str, Any]] | None = None,
+                 chaos: Chaos | None = None, seeds: SeedResolver | None = None,
+                 security: TransportSecurity | None = None, storage: Any | None = None) -> None:
         self.node = node
+        self.log = NodeLog(logging.getLogger("gossipmq"), {"node_id": node.node_id})
         #: durable replica (transports/storage.py SqliteStorage) or None for the memory backend
         self.storage = storage
         #: addresses we neither send to nor accept from (`block` control command: test partitions)
         self.blocked: set[str] = set()
-        #: transport half of a security plugin (transports/curve.py CurveTransport) or None
+        #: transport half of a security strategy (transports/security.py) or None
         self.security = security
         limits = node.limits
         self.rate = RateLimiter(limits.peer_rate, limits.peer_burst, limits.tracked_peers)
         self.chaos = chaos            # fault injection on outgoing messages (transports/chaos.py)
         self.seeds = seeds            # seeds given as DNS names, re-resolved on every join
-        self.member_events: deque[dict[str, Any]] = deque(maxlen=1000)  # for `members --watch`
-        self._event_seq = 0
         self.bind = bind
-        self.control_endpoint = control
         self.pm = pm
+        self.observers = Observers(node, pm, self.log)
+        self.observers.on_member = self._on_member
+        self.control = ControlServer(self, control, control_token) if control else None
         self.socket_options = socket_options or {}
         self.actx = zmq.asyncio.Context()
         self.sctx = zmq.Context.shadow(self.actx.underlying)
@@ -67,72 +101,164 @@ class ZmqRuntime:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.io: Counter[str] = Counter()
         self.stopping = asyncio.Event()
-        self.exit_after_leave = False
-        self._logged_causes: Counter[str] = Counter()
+        self.failure: BaseException | None = None
+        self.started_at = 0.0
+        self._pending: list[Effect] = []
+        self._acks: dict[int, tuple[int, set[str], asyncio.Future[None]]] = {}   # token -> (needed, by, done)
+        self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._logged: Counter[str] = Counter()
+        self._closed = False
+        self.inbox: zmq.asyncio.Socket | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def run(self, install_signals: bool = True) -> None:
+    async def start(self) -> None:
+        """Bind, start the supervised tasks and the kernel. GossipError (one line, naming the
+        problem) when an endpoint cannot be bound; nothing is left running then."""
         self._loop = asyncio.get_running_loop()
-        self.inbox = self.actx.socket(zmq.ROUTER)
-        self.inbox.setsockopt(zmq.LINGER, 0)
-        # per connection; with MAXMSGSIZE this bounds what one peer can make us buffer ([limits])
-        self.inbox.setsockopt(zmq.RCVHWM, self.node.limits.inbox_hwm)
-        self.inbox.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        # libzmq's hard guard; frames between max_frame_bytes and this are counted as oversized.
-        self.inbox.setsockopt(zmq.MAXMSGSIZE, 2 * self.node.gossip.max_frame_bytes + 4096)
-        self._apply_options(self.inbox, "inbox")
-        if self.security is not None:
-            await self.security.start(self)
-            self.security.configure_inbox(self.inbox)
-        self.inbox.bind(self.bind)
-        tasks = [asyncio.create_task(self._receive_loop())]
-        if self.control_endpoint:
-            self.control = self.actx.socket(zmq.REP)
-            self.control.setsockopt(zmq.LINGER, 0)
-            self.control.bind(self.control_endpoint)
-            tasks.append(asyncio.create_task(self._control_loop()))
-        tasks.append(asyncio.create_task(self._convergence_loop()))
+        try:
+            self.inbox = self._make_inbox()
+            if self.security is not None:
+                await self.security.start(self)
+                self.security.configure_inbox(self.inbox)
+            try:
+                self.inbox.bind(self.bind)
+            except zmq.ZMQError as exc:
+                raise GossipError(f"cannot bind {self.bind}: {_reason(exc)}"
+                                  + (" (another node or program listens there)" if exc.errno == zmq.EADDRINUSE
+                                     else "")) from None
+            if self.control is not None:
+                self.control.bind(self.actx)
+        except BaseException:
+            self.close()
+            raise
+        self.started_at = time.time()
+        self._supervise("receive", self._receive_loop())
+        if self.control is not None:
+            self._supervise("control", self.control.serve())
+        self._supervise("convergence", self._convergence_loop())
         if self.storage is not None:
-            tasks.append(asyncio.create_task(self._flush_loop()))
-        if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._loop.add_signal_handler(sig, self.stopping.set)
-        log.info("node %s listening on %s (advertised %s, incarnation %d)", self.node.node_id, self.bind,
-                 self.node.address, self.node.inc)
+            self._supervise("flush", self._flush_loop())
+        self.log.info("node %s listening on %s (advertised %s, incarnation %d)", self.node.node_id, self.bind,
+                      self.node.address, self.node.inc)
         self._apply(self.node.start(time.time()))
-        if self.pm is not None:
-            self.pm.hook.gossipmq_node_started(node_id=self.node.node_id, address=self.node.address, config=None)
+
+    async def leave(self) -> None:
+        """Graceful departure: hand our recent writes to a few members (so an acknowledged write
+        never leaves with us, memory backend included), tell the cluster, let the last messages go."""
+        if self.inbox is None or self.node.status == "left":
+            return
+        self.log.info("node %s leaving the cluster", self.node.node_id)
+        await self._hand_off()
+        self._apply(self.node.leave(time.time()))
+        self.commit()
+        await asyncio.sleep(0.05)
+
+    async def _hand_off(self) -> None:
+        node = self.node
+        peers = list(node.members.reachable_ids())
+        node.rng.shuffle(peers)
+        waits = []
+        for member_id in peers[:HANDOFF_PEERS]:
+            entries = node.own_entries_missing(member_id, node.gossip.max_message_bytes)
+            if entries:
+                waits.append(self._replicate(entries, [member_id], 1)[0])
+        if not waits:
+            return
+        done, _ = await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=HANDOFF_TIMEOUT_S)
+        confirmed = sum(1 for task in done if not task.exception())
+        self.log.info("handed recent writes to %d of %d members before leaving", confirmed, len(waits))
+
+    async def run(self) -> None:
+        """Start, serve until `stopping` is set (a signal, `gossipctl leave`, a failure), leave
+        gracefully, close. Raises the failure that stopped the node, if one did."""
+        await self.start()
         try:
             await self.stopping.wait()
-            log.info("node %s leaving the cluster", self.node.node_id)
-            self._apply(self.node.leave(time.time()))
-            await asyncio.sleep(0.05)
+            if self.failure is None:
+                await self.leave()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.close()
+            await self.aclose()
+        if self.failure is not None:
+            raise self.failure
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.close()
 
     def close(self) -> None:
-        if self.storage is not None:
-            self.commit()
-            self.storage.close()
+        if self._closed:
+            return
+        self._closed = True
+        self.observers.close()
         for handle in self.timers.values():
             handle.cancel()
+        self.timers.clear()
+        if self.storage is not None:
+            try:
+                self.commit()
+            finally:
+                self.storage.close()
         for sock in self.peers.values():
             sock.close(linger=int(LEAVE_FLUSH_S * 1000))
         self.peers.clear()
-        self.inbox.close(linger=0)
-        if getattr(self, "control", None) is not None:
-            self.control.close(linger=0)
+        if self.inbox is not None:
+            self.inbox.close(linger=0)
+        if self.control is not None:
+            self.control.close()
         if self.security is not None:
             self.security.stop()
         self.actx.term()
 
+    # -- supervision -------------------------------------------------------------------------
+    def _supervise(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda t: self._task_done(name, t))
+        self._tasks.append(task)
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a long-lived task of a plugin's transport half under the same supervision."""
+        self._supervise(name, coro)
+
+    def _task_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is None and self.stopping.is_set():
+            return
+        self.io["task_failures"] += 1
+        if exc is None:
+            self.fail(f"the {name} task ended unexpectedly")
+        else:
+            self.log.error("the %s task failed; stopping the node", name, exc_info=exc)
+            self.fail(f"the {name} task failed: {exc!r}")
+
+    def fail(self, reason: str) -> None:
+        """Stop the node because it cannot go on; its owner raises RuntimeFailure(reason)."""
+        if self.failure is None:
+            self.failure = RuntimeFailure(reason)
+        self.stopping.set()
+
     # -- receiving ---------------------------------------------------------------------------
+    def _make_inbox(self) -> zmq.asyncio.Socket:
+        inbox = self.actx.socket(zmq.ROUTER)
+        inbox.setsockopt(zmq.LINGER, 0)
+        # per connection; with MAXMSGSIZE this bounds what one peer can make us buffer ([limits])
+        inbox.setsockopt(zmq.RCVHWM, self.node.limits.inbox_hwm)
+        inbox.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # libzmq's hard guard; frames between max_frame_bytes and this are counted as oversized.
+        inbox.setsockopt(zmq.MAXMSGSIZE, 2 * self.node.gossip.max_frame_bytes + 4096)
+        if _ipv6(self.bind):
+            inbox.setsockopt(zmq.IPV6, 1)
+        self._apply_options(inbox, "inbox")
+        return inbox
+
     async def _receive_loop(self) -> None:
-        node = self.node
+        node, inbox = self.node, self.inbox
+        assert inbox is not None
         received = 0
         while True:
             received += 1
@@ -142,39 +268,45 @@ class ZmqRuntime:
                 await asyncio.sleep(0)
             peer: str | None = None
             if self.security is None:
-                frames = await self.inbox.recv_multipart()
+                frames = await inbox.recv_multipart()
             else:  # zero-copy frames carry the CURVE-authenticated User-Id
-                zframes = await self.inbox.recv_multipart(copy=False)
+                zframes = await inbox.recv_multipart(copy=False)
                 peer = self.security.identify(zframes[0])
                 frames = [f.bytes for f in zframes]
-            routing_id, frames = frames[0], frames[1:]
-            self.io["bytes_in"] += sum(len(f) for f in frames)
-            now = time.time()
-            # per-peer token bucket, keyed by who the transport says it is (never by the message)
-            if not self.rate.allow(peer if peer is not None else routing_id, now):
-                self._apply(node.record_drop(now, "rate_limited", f"peer {peer or routing_id.hex()} "
-                                                                  f"exceeds {self.rate.rate:g} messages/s"))
-                continue
-            try:
-                env = decode_frames(frames, node.bodies, node.gossip.max_frame_bytes, limits=node.limits)
-            except RemoteProtocolError as exc:
-                self._apply(node.record_drop(now, exc.cause, exc.detail))
-                continue
-            if self.blocked and env.addr in self.blocked:
-                self.io["blocked_in"] += 1
-                continue
-            if self.security is not None and peer is None:
-                self._apply(node.record_drop(now, "revoked_key", f"{env.type} from {env.src!r} arrived on a "
-                                                                 f"session whose key is no longer trusted"))
-                continue
-            try:
-                effects = node.handle_message(now, env, peer=peer)
-            except Exception as exc:  # a handler bug must not take the node down; say so loudly
-                log.exception("handler failed on %s from %s", env.type, env.src)
-                effects = node.record_drop(now, "handler_error", f"{env.type} from {env.src}: {exc!r}")
-            if self.security is not None:
-                self.security.after_input()   # a peer announced a new key: re-dial it before replying
-            self._apply(effects)
+            self._handle_frames(frames, peer)
+
+    def _handle_frames(self, frames: list[bytes], peer: str | None) -> None:
+        node = self.node
+        routing_id, frames = frames[0], frames[1:]
+        self.io["bytes_in"] += sum(len(f) for f in frames)
+        now = time.time()
+        # per-peer token bucket, keyed by who the transport says it is (never by the message)
+        if not self.rate.allow(peer if peer is not None else routing_id, now):
+            self._apply(node.record_drop(now, "rate_limited", f"peer {peer or routing_id.hex()} "
+                                                              f"exceeds {self.rate.rate:g} messages/s"))
+            return
+        try:
+            env = decode_frames(frames, node.bodies, node.gossip.max_frame_bytes, limits=node.limits)
+        except RemoteProtocolError as exc:
+            self._apply(node.record_drop(now, exc.cause, exc.detail))
+            return
+        if self.blocked and env.addr in self.blocked:
+            self.io["blocked_in"] += 1
+            return
+        if self.security is not None and peer is None:
+            self._apply(node.record_drop(now, "revoked_key", f"{env.type} from {env.src!r} arrived on a "
+                                                             f"session whose key is no longer trusted"))
+            return
+        try:
+            effects = node.handle_message(now, env, peer=peer)
+        except Exception as exc:  # a handler bug must not take the node down; say so loudly
+            self._log_once(f"handler:{env.type}", f"handler failed on {env.type} from {env.src}", exc)
+            effects = node.record_drop(now, "handler_error", f"{env.type} from {env.src}: {exc!r}")
+        if self.security is not None:
+            self.security.after_input()   # a peer announced a new key: re-dial it before replying
+        if self.storage is not None and env.type == "replicate":
+            self.commit()   # a confirmation promises the write is as durable here as configured
+        self._apply(effects)
 
     # -- effects -----------------------------------------------------------------------------
     def _apply(self, effects: list[Effect]) -> None:
@@ -190,8 +322,22 @@ class ZmqRuntime:
                     self._send(effect)
             elif isinstance(effect, Schedule):
                 self._schedule(effect)
+            elif isinstance(effect, Confirmed):
+                self._confirmed(effect)
             else:
-                self._observe(effect)
+                self.observers.dispatch(effect)
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Carry out kernel effects produced outside the receive loop (security hooks, verbs)."""
+        self._apply(effects)
+
+    def queue(self, effects: list[Effect]) -> None:
+        """Hold effects until `flush_effects` (after a durable commit: no dot leaves before it)."""
+        self._pending.extend(effects)
+
+    def flush_effects(self) -> None:
+        pending, self._pending = self._pending, []
+        self._apply(pending)
 
     def _send(self, send: Send) -> None:
         if self.seeds is not None and send.address in self.seeds.names:
@@ -200,49 +346,62 @@ class ZmqRuntime:
             return
         sock = self.peers.get(send.address)
         if sock is None:
-            sock = self.sctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
-            self._apply_options(sock, "outbox")
-            if self.security is not None and not self.security.configure_dealer(sock, send.address):
-                sock.close(linger=0)
-                self.io["no_trusted_key"] += 1
-                self._log_drop(Dropped("no_trusted_key", f"not sending to {send.address}: no trusted key "
-                                                         f"is known for it"))
+            sock = self._dial(send.address)
+            if sock is None:
                 return
-            try:
-                sock.connect(send.address)
-            except zmq.ZMQError as exc:
-                sock.close()
-                self._observe(Dropped("bad_address", f"cannot connect to {send.address!r}: {exc}"))
-                return
-            self.peers[send.address] = sock
-        frames = encode_envelope(send.envelope)
+        try:
+            frames = encode_envelope(send.envelope)
+        except Exception as exc:  # one bad message fails alone
+            self.io["encode_errors"] += 1
+            self._log_once(f"encode:{send.envelope.type}", f"cannot encode a {send.envelope.type} to "
+                                                           f"{send.address}; it is dropped", exc)
+            return
         try:
             sock.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:
             self.io["send_blocked"] += 1
             return
+        except zmq.ZMQError as exc:
+            self.io["send_errors"] += 1
+            self._log_once(f"send:{exc.errno}", f"cannot send to {send.address}: {exc.strerror}")
+            return
         self.io["bytes_out"] += sum(len(f) for f in frames)
+
+    def _dial(self, address: str) -> zmq.Socket | None:
+        sock = self.sctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+        if _ipv6(address):
+            sock.setsockopt(zmq.IPV6, 1)
+        self._apply_options(sock, "outbox")
+        if self.security is not None and not self.security.configure_dealer(sock, address):
+            sock.close(linger=0)
+            self.io["no_trusted_key"] += 1
+            self.observers.log_drop(Dropped("no_trusted_key", f"not sending to {address}: no trusted key "
+                                                              f"is known for it"))
+            return None
+        try:
+            sock.connect(address)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self.observers.log_drop(Dropped("bad_address", f"cannot connect to {address!r}: {exc.strerror}"))
+            return None
+        self.peers[address] = sock
+        return sock
 
     async def _send_resolved(self, send: Send) -> None:
         """A seed given by DNS name: resolve it now (again on every retry), join every address."""
         try:
             addresses = await self.seeds.resolve(send.address)  # type: ignore[union-attr]
         except OSError as exc:
-            self._observe(Dropped("seed_unresolved", f"cannot resolve seed {send.address}: {exc}"))
+            self.observers.log_drop(Dropped("seed_unresolved", f"cannot resolve seed {send.address}: {exc}"))
             return
-        alias = getattr(self.security, "alias", None)
         for address in addresses:
-            if alias is not None:
-                alias(address, send.address)   # the resolved address keeps the seed's CURVE key
+            if self.security is not None:
+                self.security.alias(address, send.address)   # the resolved address keeps the seed's key
             self._send(Send(address, send.envelope))
-
-    def apply(self, effects: list[Effect]) -> None:
-        """Carry out kernel effects produced outside the receive loop (security hooks)."""
-        self._apply(effects)
 
     def close_peer(self, address: str) -> None:
         """Forget the DEALER to `address` (its queue is dropped); the next send dials afresh."""
@@ -250,9 +409,19 @@ class ZmqRuntime:
         if sock is not None:
             sock.close(linger=0)
 
+    def _on_member(self, event: MemberChanged) -> None:
+        m = event.member
+        if event.reason in ("reaped", "rejoined"):
+            # A rejoined member is a new process: our old DEALER may sit in reconnect backoff
+            # (up to RECONNECT_IVL_MAX) and hold our probes long enough to suspect it. Start fresh.
+            self.close_peer(m["address"])
+        elif m.get("old_address"):
+            self.close_peer(m["old_address"])   # the member moved: the old DEALER would only leak
+
     async def rebind_inbox(self) -> None:
         """Unbind and bind the inbox again: every inbound session is cut (peers reconnect at
         once and pass ZAP again), and new security options (a rotated key) take effect."""
+        assert self.inbox is not None
         endpoint = self.inbox.last_endpoint.decode()
         self.inbox.unbind(endpoint)
         if self.security is not None:
@@ -267,6 +436,7 @@ class ZmqRuntime:
                 await asyncio.sleep(0.02)
         self.inbox.bind(self.bind)
 
+    # -- timers ------------------------------------------------------------------------------
     def _schedule(self, item: Schedule) -> None:
         assert self._loop is not None
         old = self.timers.pop(item.timer, None)
@@ -277,108 +447,141 @@ class ZmqRuntime:
 
     def _fire(self, timer: str) -> None:
         self.timers.pop(timer, None)
-        self._apply(self.node.handle_timer(time.time(), timer))
+        try:
+            effects = self.node.handle_timer(time.time(), timer)
+        except Exception as exc:
+            self.io["timer_errors"] += 1
+            self._log_once(f"timer:{timer}", f"timer {timer} failed; retrying in {TIMER_RETRY_S:g} s", exc)
+            assert self._loop is not None
+            self.timers[timer] = self._loop.call_later(TIMER_RETRY_S, self._fire, timer)
+            return
+        self._apply(effects)
 
     def _apply_options(self, sock: zmq.Socket, role: str) -> None:
         for name, value in self.socket_options.get(role, {}).items():
             setattr(sock, name, value)
 
-    # -- observing ---------------------------------------------------------------------------
-    def _observe(self, event: Any) -> None:
-        node_id = self.node.node_id
-        hook = self.pm.hook if self.pm is not None else None
-        if isinstance(event, MemberChanged):
-            m = event.member
-            self._event_seq += 1
-            self.member_events.append({"seq": self._event_seq, "time": time.time(), "reason": event.reason,
-                                       "previous": event.previous, "member": m})
-            extra = f": {m['detail']}" if m.get("detail") else ""
-            log.info("member %s %s (%s -> %s, incarnation %d)%s", m["id"], event.reason, event.previous,
-                     m["status"], m["incarnation"], extra)
-            if event.reason in ("reaped", "rejoined"):
-                # A rejoined member is a new process: our old DEALER may sit in reconnect backoff
-                # (up to RECONNECT_IVL_MAX) and hold our probes long enough to suspect it. Start fresh.
-                sock = self.peers.pop(m["address"], None)
-                if sock is not None:
-                    sock.close(linger=0)
-            if hook:
-                hook.gossipmq_member_changed(node_id=node_id, member=m, previous=event.previous, reason=event.reason)
-        elif isinstance(event, KeyChanged):
-            log.debug("key %s changed (%s)", event.key, event.source)
-            if hook:
-                hook.gossipmq_key_changed(node_id=node_id, key=event.key, entry=event.entry, source=event.source)
-        elif isinstance(event, RoundCompleted):
-            if hook:
-                hook.gossipmq_round_completed(node_id=node_id, round=event.round, stats=event.stats)
-        elif isinstance(event, Dropped):
-            self._log_drop(event)
-            if hook:
-                hook.gossipmq_message_dropped(node_id=node_id, cause=event.cause, detail=event.detail)
-        elif isinstance(event, Notice):
-            log.info("%s: %s", event.kind, event.detail)
-
-    def _log_drop(self, event: Dropped) -> None:
-        """One line per cause the first time, then one line per 1000 more of that cause."""
-        self._logged_causes[event.cause] += 1
-        n = self._logged_causes[event.cause]
+    def _log_once(self, what: str, message: str, exc: BaseException | None = None) -> None:
+        """Log a failure the first time (with its traceback), then every 1000th time."""
+        self._logged[what] += 1
+        n = self._logged[what]
         if n == 1 or n % 1000 == 0:
-            log.warning("dropped frame (%s, %d so far): %s", event.cause, n, event.detail)
+            self.log.error("%s (%d so far)", message, n, exc_info=exc)
 
-    # -- control -----------------------------------------------------------------------------
-    async def _control_loop(self) -> None:
-        while True:
-            raw = await self.control.recv()
+    # -- writes and control verbs (used by the control server and by Agent) ---------------------
+    def mutate(self, key: str, op: Op) -> dict[str, Any]:
+        """Apply one write here; its effects wait in the queue until `commit` + `flush_effects`.
+        ValueError when the key's resolver or the limits refuse it (then nothing was applied)."""
+        return self._mutate(key, op)[0]
+
+    def _mutate(self, key: str, op: Op) -> tuple[dict[str, Any], Entry]:
+        node = self.node
+        entry, effects = node.mutate(time.time(), key, op)
+        self.queue(effects)
+        result: dict[str, Any] = {"key": key, "origin": node.origin_node(entry.origin), "counter": entry.counter,
+                                  "hlc": entry.hlc, "deleted": entry.deleted}
+        if op.verb == "put":
+            result["value"] = op.value
+        elif op.verb != "delete":
+            read = node.read(key)
+            result["value"] = read.value if read is not None else None
+        return result, entry
+
+    async def write(self, key: str, op: Op) -> dict[str, Any]:
+        """`mutate`, durable (sqlite) and its effects applied before it returns."""
+        result = self.mutate(key, op)
+        self.commit()
+        self.flush_effects()
+        return result
+
+    async def write_acked(self, key: str, op: Op, ack: str | int, timeout: float = ACK_TIMEOUT_S) -> dict[str, Any]:
+        """`write`, then wait until `ack` members hold the version: "majority" of the members
+        reachable now (this node included), "all" of them, or a number of copies (this node
+        included). ValueError before anything is written when that many members are not reachable;
+        TimeoutError (naming how many confirmed) when they do not confirm in time - the write was
+        applied here then and may still spread."""
+        members = list(self.node.members.reachable_ids())
+        total = len(members) + 1
+        needed = total if ack == "all" else total // 2 + 1 if ack == "majority" else int(ack)
+        if needed > total:
+            raise ValueError(f"--ack {ack} needs {needed} copies but only {total} members (this node included) "
+                             f"are reachable")
+        result, entry = self._mutate(key, op)
+        self.commit()
+        self.flush_effects()
+        by: set[str] = set()
+        if needed > 1:
+            done, by = self._replicate([entry], members, needed - 1)
             try:
-                request = orjson.loads(raw)
-                if self.security is not None and str(request.get("cmd", "")).startswith("keys_"):
-                    result = await self.security.control(request)
-                else:
-                    result = self._control(request)
-                reply = {"ok": True, "result": result}
-            except Exception as exc:  # the control channel reports every failure to the caller
-                reply = {"ok": False, "error": str(exc) or type(exc).__name__}
-            await self.control.send(orjson.dumps(reply, default=str))
-            if self.exit_after_leave:
-                self.stopping.set()
+                await asyncio.wait_for(asyncio.shield(done), timeout)
+            except TimeoutError:
+                done.cancel()
+                raise TimeoutError(f"{len(by) + 1} of the {needed} copies asked for (--ack {ack}) were confirmed "
+                                   f"within {timeout:g} s; the write was applied on this node and may still "
+                                   f"spread") from None
+        result["acked"] = 1 + len(by)
+        result["acked_by"] = sorted(by)
+        return result
 
-    def _control(self, req: dict[str, Any]) -> Any:
-        node, now = self.node, time.time()
-        cmd = req.get("cmd")
-        if cmd in kv_control.COMMANDS:
-            result, effects = kv_control.handle(node, req, now)
-            if cmd in kv_control.MUTATIONS:
-                self.commit()   # durable before it is acknowledged and before its dot leaves us
-            self._apply(effects)
-            return result
-        if cmd == "block":   # partition this node from these peer addresses (both directions)
-            self.blocked = {str(a) for a in req.get("peers", [])}
-            return {"blocked": sorted(self.blocked)}
-        if cmd == "members":
-            return node.members_view()
-        if cmd == "status":
-            status = node.status_view(now)
-            status.update(bytes_in=self.io["bytes_in"], bytes_out=self.io["bytes_out"],
-                          send_blocked=self.io["send_blocked"], peers_connected=len(self.peers))
-            status["health_score"] = getattr(node.failure_detector, "health_score", None)
-            if self.chaos is not None:
-                status["chaos"] = dict(self.chaos.stats)
-            return status
-        if cmd == "events":
-            after = int(req.get("after", 0))
-            return {"last": self._event_seq, "events": [e for e in self.member_events if e["seq"] > after]}
-        if cmd == "leave":
-            self.exit_after_leave = True
-            return {"node_id": node.node_id, "leaving": True}
-        if cmd == "keys":
-            prefix = str(req.get("prefix", ""))
-            return sorted(k for k in node.store.entries if node.store.is_live(k) and k.startswith(prefix))
-        raise ValueError(f"unknown control command {cmd!r}")
+    def _replicate(self, entries: list[Entry], members: list[str], needed: int
+                   ) -> tuple[asyncio.Future[None], set[str]]:
+        """Send `entries` to `members`; the future resolves once `needed` of them confirmed
+        (the set fills with who did)."""
+        assert self._loop is not None
+        token, effects = self.node.replicate(time.time(), entries, members)
+        done: asyncio.Future[None] = self._loop.create_future()
+        by: set[str] = set()
+        self._acks[token] = (needed, by, done)
+        done.add_done_callback(lambda _: self._acks.pop(token, None))
+        self.commit()
+        self._apply(effects)
+        return done, by
+
+    def _confirmed(self, effect: Confirmed) -> None:
+        waiting = self._acks.get(effect.token)
+        if waiting is None:
+            return
+        needed, by, done = waiting
+        by.add(effect.member)
+        if len(by) >= needed and not done.done():
+            done.set_result(None)
 
     def commit(self) -> None:
-        """Write what the store journaled to durable storage (no-op with the memory backend)."""
-        if self.storage is not None:
+        """Write what the store journaled to durable storage (no-op with the memory backend).
+        A storage failure stops the node: it can no longer keep what it acknowledges."""
+        if self.storage is None:
+            return
+        try:
             self.storage.flush(self.node)
+        except Exception as exc:
+            self._pending.clear()   # nothing of the failed batch may leave the node
+            self.log.error("storage commit failed; stopping the node", exc_info=exc)
+            self.fail(f"storage commit failed: {exc}")
+            raise GossipError(f"storage commit failed, the node is stopping: {exc}") from None
 
+    def join(self, addresses: list[str], timeout: float) -> Awaitable[dict[str, Any]]:
+        """Contact `addresses`; resolves with the members known once one of them answered."""
+        node = self.node
+        before = {m.id for m in node.members.all()}
+        answered: Callable[[], bool] = lambda: any(  # noqa: E731
+            m.addr in addresses for m in node.members.all() if m.status in ("alive", "suspect"))
+        self.queue(node.join(time.time(), addresses))
+
+        async def wait() -> dict[str, Any]:
+            deadline = time.monotonic() + timeout
+            while not answered() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if not answered():
+                raise TimeoutError(f"no answer from {', '.join(addresses)} within {timeout:g} s")
+            new = sorted({m.id for m in node.members.all()} - before)
+            return {"joined": True, "new_members": new, "members": len(node.members.reachable_ids()) + 1}
+        return wait()
+
+    def block(self, peers: list[str]) -> dict[str, Any]:
+        self.blocked = set(peers)
+        return {"blocked": sorted(self.blocked)}
+
+    # -- periodic work -----------------------------------------------------------------------
     async def _flush_loop(self) -> None:
         interval = self.node.storage.flush_ms / 1000
         while True:
@@ -389,3 +592,9 @@ class ZmqRuntime:
         while True:
             await asyncio.sleep(0.5)
             self.node.check_convergence(time.time())
+
+    # -- observing ---------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        """The runtime's own counters (bytes, sockets, failures), beside the kernel's stats."""
+        return {**self.io, "peers_connected": len(self.peers),
+                "hook_errors": sum(self.observers.hook_errors.values())}

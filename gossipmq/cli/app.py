@@ -16,28 +16,74 @@ from typing import Annotated, Any, Optional
 import orjson
 import typer
 
-from gossipmq.core.errors import ConfigError, GossipError
+from gossipmq._version import __version__
+from gossipmq.core.errors import GossipError
 
-from .common import ConfigOpt, ControlOpt, JsonOpt, call, console, endpoint, fail, load, print_json, registry
+from .common import (ConfigOpt, ControlOpt, JsonOpt, TokenOpt, call, console, endpoint, fail, load, print_json,
+                     registry, want_json)
 from .keys import keygen as _keygen
 from .keys import keys_app
 from .simulate import simulate as _simulate
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="gossipmq: gossip-based, eventually consistent clusters over ZeroMQ.")
-config_app = typer.Typer(no_args_is_help=True, help="Inspect and validate configuration files.")
+config_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect and validate configuration files.")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.command("keygen")(_keygen)
 app.command("simulate")(_simulate)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gossipctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                  help="Print the version and exit.")] = False) -> None:
+    """gossipmq: gossip-based, eventually consistent clusters over ZeroMQ."""
+
+
 # ---- running a node ---------------------------------------------------------------------------
+def _setup_logging(level: str, fmt: str, node_id: str) -> None:
+    """stderr logging for `run`: text (with the node id) or JSON lines (log pipelines)."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        fail(f"--log-level {level!r}: use debug, info, warning or error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(numeric)
+    handler.addFilter(_DefaultNodeId(node_id))
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s",
+                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    elif fmt == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(node_id)s: %(message)s"))
+    else:
+        fail(f"--log-format {fmt!r}: use text or json")
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+class _DefaultNodeId(logging.Filter):
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "node_id"):
+            record.node_id = self.node_id
+        return True
+
+
 @app.command()
 def run(
     config: ConfigOpt = None,
     node_id: Annotated[Optional[str], typer.Option("--node-id", envvar="GOSSIPMQ_NODE_ID",
-                                                   help="Member id (overrides \\[node] id).")] = None,
+                                                   help="Member id (overrides [node] id).")] = None,
     bind: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_BIND",
                                                 help="Inbox endpoint to bind, e.g. tcp://0.0.0.0:7946.")] = None,
     advertise: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_ADVERTISE",
@@ -45,91 +91,108 @@ def run(
     seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Seed address (repeatable; GOSSIPMQ_SEEDS "
                                                                      "takes a comma-separated list).")] = None,
     control: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_CONTROL", help="Control endpoint to bind.")] = None,
+    cluster_name: Annotated[Optional[str], typer.Option("--cluster", envvar="GOSSIPMQ_CLUSTER",
+                                                        help="Cluster name: nodes of other clusters are ignored.")
+                            ] = None,
+    token: TokenOpt = None,
     log_level: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
+    log_format: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_FORMAT", help="text or json.")] = "text",
 ) -> None:
-    """Run one node in the foreground until SIGINT/SIGTERM (it leaves gracefully first)."""
-    from gossipmq.transports.zmq_runtime import ZmqRuntime
+    """Run one node in the foreground until SIGINT/SIGTERM or `gossipctl leave` (it leaves
+    gracefully first). Every option also reads an environment variable (GOSSIPMQ_*); any config
+    key can be set with GOSSIPMQ_<TABLE>__<KEY>."""
+    from gossipmq.agent import Agent
+    from gossipmq.transports.zmq_runtime import RuntimeFailure
 
-    from gossipmq.core.node import Node
-    pm, registry, cfg = load(config)
     if not seed and os.environ.get("GOSSIPMQ_SEEDS"):
         seed = [s.strip() for s in os.environ["GOSSIPMQ_SEEDS"].split(",") if s.strip()]
-    cfg = cfg.with_node(id=node_id, bind=bind, advertise=advertise, seeds=seed or [], control=control)
-    from gossipmq.transports.chaos import Chaos
-    from gossipmq.transports.event_scripts import EventScripts
-    from gossipmq.transports.seeds import SeedResolver, normalize_seed
-    cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds])
-    node_id_, advertise_, control_ = cfg.identity()
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s {node_id_}: %(message)s")
     try:
-        chaos = Chaos.from_config(cfg.chaos, os.environ)
-    except ConfigError as exc:
+        agent = Agent.from_config(config, env=os.environ, node_id=node_id, bind=bind, advertise=advertise,
+                                  seeds=seed, control=control, cluster=cluster_name, control_token=token)
+    except (GossipError, ValueError) as exc:
         fail(str(exc))
-    if chaos is not None:
-        logging.getLogger("gossipmq").warning("chaos injection on: %s", chaos.describe())
-    scripts = EventScripts.from_config(cfg.hooks)
-    if scripts is not None:
-        pm.register(scripts, name="gossipmq.event_scripts")
-    node = Node.from_config(cfg, registry, incarnation=int(time.time() * 1000))
-    security = node.security
-    from gossipmq.transports.security import transport_for
+    _setup_logging(log_level, log_format, agent.node_id)
     try:
-        transport_security = transport_for(security, node_id=node_id_, config_path=cfg.path, seeds=cfg.node.seeds)
-    except ConfigError as exc:
+        asyncio.run(agent.run_forever(install_signals=True))
+    except RuntimeFailure as exc:
+        fail(f"node {agent.node_id} stopped: {exc}", code=1)
+    except (GossipError, OSError) as exc:
         fail(str(exc))
-    from gossipmq.transports.storage import StorageError, attach
-    try:
-        storage = attach(node, cfg.storage)   # [storage] backend = "sqlite": restore the replica
-    except StorageError as exc:
-        fail(str(exc))
-    from gossipmq.core.signing import split_seed
-    runtime = ZmqRuntime(node, bind=cfg.node.bind, control=control_, pm=pm, storage=storage,
-                         socket_options={r: security.socket_options(r) for r in ("inbox", "outbox")},
-                         chaos=chaos, seeds=SeedResolver([split_seed(s)[0] for s in cfg.node.seeds],
-                                                         own=(advertise_, cfg.node.bind)),
-                         security=transport_security)
-    try:
-        asyncio.run(runtime.run())
-    except GossipError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"{exc}")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 # ---- client commands --------------------------------------------------------------------------
 ContextOpt = Annotated[Optional[str], typer.Option(
     "--context", help="Causal context token from `get` (multi-value/mvreg keys): replace exactly what was read.")]
 FieldOpt = Annotated[Optional[str], typer.Option("--field", help="Field of an OR-Map key.")]
+AckOpt = Annotated[str, typer.Option(
+    "--ack", help="Return once this many copies hold the write: local (default), majority, all, or a number "
+                  "(this node included).")]
+AckTimeoutOpt = Annotated[float, typer.Option("--ack-timeout", min=0.0, help="Seconds --ack waits at most.")]
+
+
+class Client:
+    """How a client command reaches its node (flags, environment or config)."""
+
+    def __init__(self, config: Path | None, control: str | None, token: str | None, json: bool) -> None:
+        want_json(json)
+        self.config, self.control, self.token, self.json = config, control, token, json
+
+    def __call__(self, cmd: str, wait: float = 5.0, **fields: Any) -> Any:
+        """One request; `wait`: seconds to wait for the answer."""
+        payload = {"cmd": cmd, **{k: v for k, v in fields.items() if v is not None}}
+        return call(self.config, self.control, payload, token=self.token, timeout=wait)
+
+    def endpoint(self) -> tuple[str, str | None]:
+        address, configured = endpoint(self.config, self.control)
+        return address, self.token or configured
 
 
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def _ack(ack: str) -> str | int:
+    if ack in ("local", "majority", "all"):
+        return ack
+    if ack.isdigit() and int(ack) >= 1:
+        return int(ack)
+    fail(f"--ack {ack!r}: use local, majority, all or a number of copies (>= 1)")
+
+
+def _acked(result: dict[str, Any]) -> str:
+    return f", {result['acked']} copies confirmed" if "acked" in result else ""
+
+
 @app.command()
-def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+        json: JsonOpt = False,
         value_json: Annotated[bool, typer.Option("--value-json", help="Parse VALUE as JSON.")] = False,
-        context: ContextOpt = None, field: FieldOpt = None) -> None:
+        context: ContextOpt = None, field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0,
+        ) -> None:
     """Write KEY = VALUE on the node; it spreads from there."""
+    client = Client(config, control, token, json)
     parsed: Any = value
     if value_json:
         try:
             parsed = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             fail(f"VALUE is not JSON: {exc}")
-    result = call(config, control, {"cmd": "put", "key": key, "value": parsed, "context": context, "field": field})
-    print_json(result) if json else typer.echo(f"{key} written ({result['origin']}:{result['counter']})")
+    result = client("put", wait=ack_timeout + 5, key=key, value=parsed, context=context, field=field,
+                    ack=_ack(ack))
+    print_json(result) if json else typer.echo(f"{key} written ({result['origin']}:{result['counter']}"
+                                               f"{_acked(result)})")
 
 
 @app.command()
-def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every value with its origin, the "
                                                                       "causal context and the versions kept.")] = False
         ) -> None:
     """Read KEY from the node's replica (exit code 1 when absent). Multi-value keys print one
     sibling per line; pass the `context` of `--json` back to `put --context` to resolve them."""
-    result = call(config, control, {"cmd": "get", "key": key, "verbose": verbose})
+    result = Client(config, control, token, json)("get", key=key, verbose=verbose)
     if result is None:
         if json:
             print_json({"key": key, "error": "not found"})
@@ -157,14 +220,16 @@ def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: Js
 
 
 @app.command()
-def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
-           context: ContextOpt = None, field: FieldOpt = None) -> None:
+def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+           json: JsonOpt = False, context: ContextOpt = None, field: FieldOpt = None, ack: AckOpt = "local",
+           ack_timeout: AckTimeoutOpt = 5.0) -> None:
     """Delete KEY (a tombstone spreads). Exit code 1 when there was nothing to delete."""
-    result = call(config, control, {"cmd": "delete", "key": key, "context": context, "field": field})
+    result = Client(config, control, token, json)("delete", wait=ack_timeout + 5, key=key, context=context,
+                                                  field=field, ack=_ack(ack))
     if json:
         print_json(result)
     elif result["deleted"]:
-        typer.echo(f"{key} deleted")
+        typer.echo(f"{key} deleted{_acked(result)}")
     if not result["deleted"]:
         typer.echo(f"key {key!r} not found", err=True)
         raise typer.Exit(1)
@@ -172,32 +237,39 @@ def delete(key: str, config: ConfigOpt = None, control: ControlOpt = None, json:
 
 @app.command()
 def incr(key: str, n: Annotated[int, typer.Argument(help="Amount; negative needs `--`: incr KEY -- -3.")] = 1,
-         config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False, field: FieldOpt = None) -> None:
+         config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
+         field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0) -> None:
     """Add N (default 1) to the counter KEY (crdt gcounter/pncounter, or an ormap field)."""
-    result = call(config, control, {"cmd": "incr", "key": key, "value": n, "field": field})
+    result = Client(config, control, token, json)("incr", wait=ack_timeout + 5, key=key, value=n, field=field,
+                                                  ack=_ack(ack))
     print_json(result) if json else typer.echo(_show(result["value"]))
 
 
 @app.command()
-def sadd(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
-         field: FieldOpt = None) -> None:
+def sadd(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+         json: JsonOpt = False, field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0
+         ) -> None:
     """Add MEMBER to the set KEY (crdt orset, add-wins; or an ormap field)."""
-    result = call(config, control, {"cmd": "sadd", "key": key, "member": member, "field": field})
-    print_json(result) if json else typer.echo(f"{member} added to {key}")
+    result = Client(config, control, token, json)("sadd", wait=ack_timeout + 5, key=key, member=member,
+                                                  field=field, ack=_ack(ack))
+    print_json(result) if json else typer.echo(f"{member} added to {key}{_acked(result)}")
 
 
 @app.command()
-def srem(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
-         field: FieldOpt = None) -> None:
+def srem(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+         json: JsonOpt = False, field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0
+         ) -> None:
     """Remove MEMBER from the set KEY (the adds this replica has seen; concurrent adds win)."""
-    result = call(config, control, {"cmd": "srem", "key": key, "member": member, "field": field})
-    print_json(result) if json else typer.echo(f"{member} removed from {key}")
+    result = Client(config, control, token, json)("srem", wait=ack_timeout + 5, key=key, member=member,
+                                                  field=field, ack=_ack(ack))
+    print_json(result) if json else typer.echo(f"{member} removed from {key}{_acked(result)}")
 
 
 @app.command()
-def smembers(key: str, config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
+def smembers(key: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+             json: JsonOpt = False) -> None:
     """List the members of the set KEY, one per line (exit code 1 when absent or empty)."""
-    result = call(config, control, {"cmd": "smembers", "key": key})
+    result = Client(config, control, token, json)("smembers", key=key)
     members_ = result["value"] if result is not None else []
     if json:
         print_json({"key": key, "members": members_})
@@ -208,14 +280,42 @@ def smembers(key: str, config: ConfigOpt = None, control: ControlOpt = None, jso
         raise typer.Exit(1)
 
 
+@app.command("ls")
+def list_keys(prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+              config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+              json: JsonOpt = False) -> None:
+    """List the live keys of the replicated store (sorted), optionally under PREFIX."""
+    keys = Client(config, control, token, json)("keys", prefix=prefix)
+    if json:
+        print_json({"prefix": prefix, "keys": keys})
+    else:
+        for key in keys:
+            typer.echo(key)
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"{pair!r}: tags are given as NAME=VALUE")
+        tags[name] = value
+    return tags
+
+
 @app.command()
-def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
+            status_: Annotated[Optional[list[str]], typer.Option(
+                "--status", help="Only members in this status (alive, suspect, dead, left; repeatable).")] = None,
+            tag: Annotated[Optional[list[str]], typer.Option(
+                "--tag", help="Only members with this tag, NAME=VALUE (repeatable: all must match).")] = None,
             watch: Annotated[bool, typer.Option("--watch", "-w", help="Then print membership changes as they "
                                                                       "happen, until Ctrl-C.")] = False) -> None:
     """List the members this node knows, with status, incarnation and tags."""
+    client = Client(config, control, token, json)
     if watch:  # the event count first, so no change between the view and the stream is lost
-        last = call(config, control, {"cmd": "events", "after": 1 << 62})["last"]
-    result = call(config, control, {"cmd": "members"})
+        last = client("events", after=1 << 62)["last"]
+    result = client("members", status=status_ or None, tags=_parse_tags(tag or []) or None)
     if watch:
         from .watch import watch as follow
         if json:  # first line: the current view; then one event per line
@@ -223,7 +323,8 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
         else:
             typer.echo(f"{len(result)} members ({', '.join(m['id'] + ':' + m['status'] for m in result)}); "
                        f"watching for changes (Ctrl-C stops)")
-        raise typer.Exit(follow(endpoint(config, control)[0], typer.echo, after=last, as_json=json))
+        address, token_ = client.endpoint()
+        raise typer.Exit(follow(address, typer.echo, after=last, as_json=json, token=token_))
     if json:
         print_json(result)
         return
@@ -237,7 +338,7 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt 
 
 
 @app.command()
-def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False,
+def status(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
            wait_converged: Annotated[bool, typer.Option(
                "--wait-converged", help="Block until every live member reports this node's Merkle root; "
                                         "exit code 0 when it does, 1 on --timeout.")] = False,
@@ -245,12 +346,13 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
            ) -> None:
     """Node id, members by state, keys, Merkle root, convergence (since when), propagation lag
     and traffic counters."""
-    result = call(config, control, {"cmd": "status"})
+    client = Client(config, control, token, json)
+    result = client("status")
     if wait_converged:
         deadline = time.monotonic() + timeout
         while not result["converged"] and time.monotonic() < deadline:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-            result = call(config, control, {"cmd": "status"})
+            result = client("status")
     if json:
         print_json(result)
         if wait_converged and not result["converged"]:
@@ -277,15 +379,135 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt =
                f"bytes in {result['bytes_in']}, out {result['bytes_out']}")
     if result["dropped"]:
         typer.echo("dropped    " + ", ".join(f"{k}={v}" for k, v in sorted(result["dropped"].items())))
+    problems = {k: v for k, v in (("hook_errors", sum(result.get("hook_errors", {}).values())),
+                                  ("timer_errors", result.get("timer_errors", 0)),
+                                  ("encode_errors", result.get("encode_errors", 0))) if v}
+    if problems:
+        typer.echo("errors     " + ", ".join(f"{k}={v}" for k, v in problems.items()))
     if wait_converged and not result["converged"]:
         typer.echo(f"not converged within {timeout:g} s", err=True)
         raise typer.Exit(1)
 
 
 @app.command()
-def leave(config: ConfigOpt = None, control: ControlOpt = None, json: JsonOpt = False) -> None:
+def info(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Version, uptime, configuration summary (strategies by their config names) and every counter."""
+    result = Client(config, control, token, json)("info")
+    if json:
+        print_json(result)
+        return
+    typer.echo(f"gossipmq   {result['version']} (protocol {result['protocol']})")
+    typer.echo(f"node       {result['node_id']} at {result['address']} (bind {result['bind']}, incarnation "
+               f"{result['incarnation']}), up {result['uptime_s']:.0f} s")
+    typer.echo("strategies " + ", ".join(f"{k}={v}" for k, v in result["strategies"].items()))
+    typer.echo(f"storage    {result['storage']}")
+    if result["tags"]:
+        typer.echo("tags       " + ", ".join(f"{k}={v}" for k, v in result["tags"].items()))
+    for section in ("counters", "runtime"):
+        for name, value in result[section].items():
+            typer.echo(f"  {name:<32} {value}")
+    for where, n in result["hook_errors"].items():
+        typer.echo(f"  hook error {where:<22} {n}")
+
+
+@app.command()
+def join(addresses: Annotated[list[str], typer.Argument(help="Addresses of members to contact (tcp://host:port, "
+                                                              "host:port or a DNS name).")],
+         config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
+         timeout: Annotated[float, typer.Option(min=0.0, max=300.0, help="Seconds to wait for an answer.")] = 5.0,
+         ) -> None:
+    """Make a running node contact these members now (merges their cluster view into its own)."""
+    from gossipmq.transports.seeds import normalize_seed
+    result = Client(config, control, token, json)("join", wait=timeout + 5,
+                                                  addresses=[normalize_seed(a) for a in addresses], timeout=timeout)
+    print_json(result) if json else typer.echo(
+        f"joined: {result['members']} members known" + (f" (new: {', '.join(result['new_members'])})"
+                                                         if result["new_members"] else ""))
+
+
+@app.command("force-leave")
+def force_leave(member: Annotated[str, typer.Argument(help="Id of a failed member.")], config: ConfigOpt = None,
+                control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Mark a failed member as left now (it is reaped like one that left and no longer counts as failed)."""
+    result = Client(config, control, token, json)("force_leave", member=member)
+    print_json(result) if json else typer.echo(f"{member} is now marked left")
+
+
+tags_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Change this node's tags at runtime (gossiped to every member).")
+app.add_typer(tags_app, name="tags")
+
+
+@tags_app.command("set")
+def tags_set(pairs: Annotated[list[str], typer.Argument(help="NAME=VALUE pairs.")], config: ConfigOpt = None,
+             control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Set tags (others keep their values)."""
+    result = Client(config, control, token, json)("tags_set", tags=_parse_tags(pairs))
+    print_json(result) if json else typer.echo(", ".join(f"{k}={v}" for k, v in result["tags"].items()) or "(none)")
+
+
+@tags_app.command("delete")
+def tags_delete(names: Annotated[list[str], typer.Argument(help="Tag names.")], config: ConfigOpt = None,
+                control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Delete tags."""
+    result = Client(config, control, token, json)("tags_delete", keys=names)
+    print_json(result) if json else typer.echo(", ".join(f"{k}={v}" for k, v in result["tags"].items()) or "(none)")
+
+
+@app.command()
+def monitor(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
+            level: Annotated[str, typer.Option(help="Lowest log level shown: debug, info, warning, error.")] = "info",
+            events: Annotated[bool, typer.Option("--events", help="Also stream membership events.")] = False,
+            no_logs: Annotated[bool, typer.Option("--no-logs", help="Only events (with --events).")] = False,
+            duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds.")] = None) -> None:
+    """Stream a running node's log lines (and events) as they happen, until Ctrl-C."""
+    from gossipmq.transports.control import ControlError, stream
+    client = Client(config, control, token, json)
+    address, token_ = client.endpoint()
+    deadline = time.monotonic() + duration if duration is not None else None
+
+    def show(item: dict[str, Any]) -> None:
+        if json:
+            typer.echo(orjson.dumps(item, default=str).decode())
+        elif "log" in item:
+            line = item["log"]
+            stamp = time.strftime("%H:%M:%S", time.localtime(line["time"]))
+            typer.echo(f"{stamp} {line['level'].upper():<7} {line['message']}")
+        elif "event" in item:
+            from .watch import format_event
+            typer.echo(format_event(item["event"]))
+        elif "result" in item:
+            typer.echo(f"monitoring {item['result']['monitoring']} (Ctrl-C stops)", err=True)
+
+    try:
+        stream(address, {"cmd": "monitor", "level": level, "events": events, "logs": not no_logs}, show,
+               token=token_, stop=lambda: deadline is not None and time.monotonic() >= deadline)
+    except ControlError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def version(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None,
+            json: JsonOpt = False) -> None:
+    """This gossipctl's version, and a running node's (with --control or --config)."""
+    want_json(json)
+    out: dict[str, Any] = {"gossipctl": __version__}
+    if control or config:
+        out["node"] = Client(config, control, token, json)("version")
+    if json:
+        print_json(out)
+    else:
+        typer.echo(f"gossipctl {__version__}")
+        if "node" in out:
+            typer.echo(f"node      {out['node']['version']} (protocol {out['node']['protocol']})")
+
+
+@app.command()
+def leave(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
     """Ask the node to leave the cluster gracefully and exit."""
-    result = call(config, control, {"cmd": "leave"})
+    result = Client(config, control, token, json)("leave")
     print_json(result) if json else typer.echo(f"{result['node_id']} is leaving")
 
 

@@ -10,7 +10,7 @@ import typer
 
 from .common import ConfigOpt, ControlOpt, JsonOpt, call, fail, load, print_json
 
-keys_app = typer.Typer(no_args_is_help=True, help="Manage the trust store of curve security.")
+keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Manage the trust store of curve security.")
 
 DirOpt = Annotated[Optional[Path], typer.Option("--dir", "-d", help="Trust store directory.")]
 

@@ -28,13 +28,13 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 def watch(endpoint: str, echo: Callable[[str], None], *, after: int, as_json: bool = False,
-          stop: Callable[[], bool] = lambda: False) -> int:
+          stop: Callable[[], bool] = lambda: False, token: str | None = None) -> int:
     """Print the events numbered above `after` as they come, until interrupted (or `stop()`);
     returns 1 when the node stops answering."""
     last = after
     try:
         while not stop():
-            reply = request(endpoint, {"cmd": "events", "after": last})
+            reply = request(endpoint, {"cmd": "events", "after": last}, token=token)
             events = reply["events"]
             if events and events[0]["seq"] > last + 1 and last:
                 echo(f"... {events[0]['seq'] - last - 1} events not shown (the node keeps the last 1000)")

@@ -1,0 +1,316 @@
+"""`gossipmq.Agent`: one node and its ZeroMQ runtime inside an asyncio application.
+
+    async with Agent.from_config("configs/hybrid.toml", node_id="a", bind="tcp://127.0.0.1:7001") as agent:
+        await agent.put("greeting", "hello")
+        async for event in agent.events(prefix="greeting"):
+            print(event)
+
+The agent is the single wiring path of a node: `gossipctl run` is a thin shell over it, and so
+are the tests and benchmarks. It assembles the kernel (`Node.from_config`), the durable replica,
+the transport half of the security strategy, chaos injection, event scripts and the ZeroMQ
+runtime, and tears them down again. It installs no signal handler on the host application's
+loop. Writes return once durable (sqlite) and their effects are applied; with an
+acknowledgement level (`ack="majority"`) once that many members hold the version.
+
+A runtime that must stop (a supervised task failed, storage broke) raises `RuntimeFailure` to
+the agent's owner: from the `async with` block, `wait_closed()`, and every later call.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gossipmq.core.config import Config, env_overrides, merge_overrides, parse_config, read_toml
+from gossipmq.core.errors import GossipError
+from gossipmq.core.events import MemberInfo
+from gossipmq.core.node import Node
+from gossipmq.core.plugins import build_registry, make_plugin_manager, register_plugin
+from gossipmq.core.registry import StrategyRegistry
+from gossipmq.core.resolution import Op, Read, decode_context
+from gossipmq.core.signing import split_seed
+from gossipmq.transports.chaos import Chaos
+from gossipmq.transports.control import members_view, status_view
+from gossipmq.transports.event_scripts import EventScripts
+from gossipmq.transports.observers import Subscription
+from gossipmq.transports.security import transport_for
+from gossipmq.transports.seeds import SeedResolver, normalize_seed
+from gossipmq.transports.storage import attach
+from gossipmq.transports.zmq_runtime import ACK_TIMEOUT_S, RuntimeFailure, ZmqRuntime
+
+__all__ = ["Agent", "RuntimeFailure", "WriteResult"]
+
+Ack = str | int   # "local" | "majority" | "all" | a number of copies (this node included)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: the new version's dot and HLC, the value a read now returns (counters,
+    sets: the whole value), and how many copies were confirmed (1 = this node)."""
+
+    key: str
+    origin: str
+    counter: int
+    hlc: int
+    value: Any = None
+    deleted: bool = False
+    acked: int = 1
+
+
+class Agent:
+    """One gossipmq node in this process (see module docstring)."""
+
+    def __init__(self, config: Config, *, registry: StrategyRegistry, pm: Any, env: Mapping[str, str] | None = None
+                 ) -> None:
+        self.config = config
+        self.registry = registry
+        self.pm = pm
+        self._env = env if env is not None else {}
+        self.node: Node | None = None
+        self.runtime: ZmqRuntime | None = None
+        self._entered = False
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: str | Path | Mapping[str, Any] | Config | None = None, *,
+                    plugins: Sequence[object] = (), env: Mapping[str, str] | None = None,
+                    node_id: str | None = None, bind: str | None = None, advertise: str | None = None,
+                    seeds: Sequence[str] | None = None, control: str | None = None, cluster: str | None = None,
+                    tags: Mapping[str, str] | None = None, control_token: str | None = None) -> Agent:
+        """An agent from a TOML file, a dict of tables, a parsed Config, or the defaults (None).
+
+        `plugins`: extra pluggy plugin objects (hookimpls) for this agent only, as
+        ``pytest.main(plugins=...)``. `env`: an environment to read ``GOSSIPMQ_<TABLE>__<KEY>``
+        overrides from (``os.environ`` in containers; none by default). The keyword overrides win
+        over both. ConfigError names the file, table and key of a bad setting."""
+        pm = make_plugin_manager()
+        for i, plugin in enumerate(plugins):
+            register_plugin(pm, plugin, name=f"agent-plugin-{i}-{type(plugin).__name__}")
+        registry = build_registry(pm)
+        overrides = env_overrides(env) if env is not None else {}
+        if isinstance(config, Config):
+            cfg = parse_config(merge_overrides(config.raw, overrides), registry, config.path) if overrides else config
+        elif config is None or isinstance(config, Mapping):
+            cfg = parse_config(merge_overrides(dict(config or {}), overrides), registry, "<dict>" if config else
+                               "<defaults>")
+        else:
+            cfg = parse_config(merge_overrides(read_toml(config), overrides), registry, str(config))
+        cfg = cfg.with_node(id=node_id, bind=bind, advertise=advertise, seeds=list(seeds or []), control=control,
+                            cluster=cluster, tags=dict(tags) if tags else None, control_token=control_token)
+        cfg = cfg.with_node(seeds=[normalize_seed(s) for s in cfg.node.seeds])
+        return cls(cfg, registry=registry, pm=pm, env=env)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind, join, serve. GossipError/ConfigError (one line) when it cannot start; nothing is left
+        running then."""
+        if self.runtime is not None:
+            raise GossipError("this agent was already started")
+        cfg = self.config
+        identity = cfg.identity()
+        node = Node.from_config(cfg, self.registry, incarnation=int(time.time() * 1000))
+        chaos = Chaos.from_config(cfg.chaos, self._env)
+        scripts = EventScripts.from_config(cfg.hooks)
+        if scripts is not None:
+            register_plugin(self.pm, scripts, name=f"gossipmq.event_scripts.{identity.node_id}")
+        security = transport_for(node.security, node_id=identity.node_id, config_path=cfg.path,
+                                 seeds=cfg.node.seeds)
+        storage = attach(node, cfg.storage)   # [storage] backend = "sqlite": restore the replica (StorageError)
+        seeds = SeedResolver([split_seed(s)[0] for s in cfg.node.seeds], own=(identity.advertise, cfg.node.bind))
+        runtime = ZmqRuntime(node, bind=cfg.node.bind, control=identity.control,
+                             control_token=cfg.node.control_token, pm=self.pm, storage=storage,
+                             socket_options={r: node.security.socket_options(r) for r in ("inbox", "outbox")},
+                             chaos=chaos, seeds=seeds, security=security)
+        if chaos is not None:
+            runtime.log.warning("chaos injection on: %s", chaos.describe())
+        await runtime.start()   # on failure it has closed everything it opened (storage included)
+        self.node, self.runtime = node, runtime
+        runtime.observers.call_hook("gossipmq_node_started", node_id=node.node_id, address=node.address, config=cfg)
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        self._entered = True
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        runtime = self._running_or_none()
+        if runtime is None:
+            return
+        if kind is None and runtime.failure is None:
+            await runtime.leave()
+        await runtime.aclose()
+        if runtime.failure is not None and kind is None:
+            raise runtime.failure
+
+    async def leave(self) -> None:
+        """Leave the cluster gracefully (recent writes handed to peers first), then close."""
+        runtime = self._runtime()
+        await runtime.leave()
+        await runtime.aclose()
+
+    async def close(self) -> None:
+        """Stop at once, without telling the cluster (peers will detect the departure)."""
+        runtime = self._running_or_none()
+        if runtime is not None:
+            await runtime.aclose()
+
+    async def wait_closed(self) -> None:
+        """Wait until the node stops: `leave` (or `gossipctl leave`), or a failure, raised here."""
+        runtime = self._runtime(check=False)
+        await runtime.stopping.wait()
+        if runtime.failure is not None:
+            raise runtime.failure
+
+    async def run_forever(self, *, install_signals: bool = False) -> None:
+        """Start, serve until SIGINT/SIGTERM (with `install_signals`), `gossipctl leave` or a
+        failure; leave gracefully; close. What `gossipctl run` does."""
+        await self.start()
+        runtime = self._runtime()
+        if install_signals:
+            import asyncio
+            import signal
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, runtime.stopping.set)
+        try:
+            await runtime.stopping.wait()
+            if runtime.failure is None:
+                await runtime.leave()
+        finally:
+            await runtime.aclose()
+        if runtime.failure is not None:
+            raise runtime.failure
+
+    @property
+    def node_id(self) -> str:
+        return self.config.identity().node_id
+
+    @property
+    def address(self) -> str:
+        return self.config.identity().advertise
+
+    @property
+    def control_endpoint(self) -> str:
+        return self.config.identity().control
+
+    # -- writes -----------------------------------------------------------------------------------
+    async def put(self, key: str, value: Any, *, context: str | Mapping[str, int] | None = None,
+                  field: str | None = None, ack: Ack = "local", timeout: float = ACK_TIMEOUT_S) -> WriteResult:
+        """Write `value` under `key` (`context`: the token or mapping of a read, for multi-value
+        and mvreg keys). ValueError when refused (nothing is written then)."""
+        return await self._write(key, Op("put", value, _context(context), field), ack, timeout)
+
+    async def delete(self, key: str, *, context: str | Mapping[str, int] | None = None, field: str | None = None,
+                     ack: Ack = "local", timeout: float = ACK_TIMEOUT_S) -> WriteResult | None:
+        """Tombstone `key` (or an OR-Map field); None when there was nothing to delete."""
+        if not self._node().store.is_live(key):
+            return None
+        return await self._write(key, Op("delete", None, _context(context), field), ack, timeout)
+
+    async def incr(self, key: str, n: int = 1, *, field: str | None = None, ack: Ack = "local",
+                   timeout: float = ACK_TIMEOUT_S) -> WriteResult:
+        """Add `n` to a counter key (gcounter/pncounter, or an OR-Map field); `.value` is the new total."""
+        return await self._write(key, Op("incr", n, None, field), ack, timeout)
+
+    async def sadd(self, key: str, member: str, *, field: str | None = None, ack: Ack = "local",
+                   timeout: float = ACK_TIMEOUT_S) -> WriteResult:
+        """Add `member` to an OR-Set key (add-wins); `.value` is the set now."""
+        return await self._write(key, Op("sadd", member, None, field), ack, timeout)
+
+    async def srem(self, key: str, member: str, *, field: str | None = None, ack: Ack = "local",
+                   timeout: float = ACK_TIMEOUT_S) -> WriteResult:
+        """Remove `member` from an OR-Set key (the adds this replica has seen; concurrent adds win)."""
+        return await self._write(key, Op("srem", member, None, field), ack, timeout)
+
+    async def _write(self, key: str, op: Op, ack: Ack, timeout: float) -> WriteResult:
+        runtime = self._runtime()
+        if ack == "local" or ack == 1:
+            result = await runtime.write(key, op)
+        else:
+            result = await runtime.write_acked(key, op, ack, timeout)
+        return WriteResult(key, result["origin"], result["counter"], result["hlc"], result.get("value"),
+                           result.get("deleted", False), result.get("acked", 1))
+
+    # -- reads ------------------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value a read of `key` returns here (a list of siblings for multi-value keys), or `default`."""
+        read = self._node().read(key)
+        return default if read is None or read.deleted else read.value
+
+    def read(self, key: str) -> Read | None:
+        """The resolved view of `key`: value(s), siblings with their origin, causal context (pass
+        `read.token` back as `context` to overwrite exactly what was read); None when unknown."""
+        return self._node().read(key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Live keys of the replicated store (sorted), optionally under `prefix`."""
+        store = self._node().store
+        return sorted(k for k in store.entries if store.is_live(k) and k.startswith(prefix))
+
+    def members(self, status: Collection[str] | None = None) -> list[MemberInfo]:
+        """This node and every member it knows, optionally only those in `status`."""
+        return [MemberInfo.from_view(v) for v in members_view(self._node(), statuses=list(status or []))]
+
+    def status(self) -> dict[str, Any]:
+        """The same content as `gossipctl status --json`."""
+        return status_view(self._runtime())
+
+    def events(self, prefix: str | None = None, kinds: Collection[str] | None = None,
+               maxsize: int = 1000) -> Subscription:
+        """An async iterator of events (`KeyEvent`, `MemberEvent`, `EventsLost`): keys under
+        `prefix`, of the `kinds` wanted (``key``, ``joined``, ``failed``, ``updated``, ...). Its
+        queue holds `maxsize` events; a subscriber that falls behind loses the oldest and gets an
+        `EventsLost` telling how many - it never slows the node. `close()` ends it."""
+        return self._runtime().observers.subscribe(prefix, kinds, maxsize)
+
+    # -- membership at runtime --------------------------------------------------------------------
+    async def join(self, addresses: Sequence[str], timeout: float = 5.0) -> dict[str, Any]:
+        """Contact these members now; returns once one answered (TimeoutError otherwise)."""
+        runtime = self._runtime()
+        waiter = runtime.join([normalize_seed(a) for a in addresses], timeout)
+        runtime.flush_effects()
+        return await waiter
+
+    async def set_tags(self, tags: Mapping[str, str], *, replace_all: bool = False) -> dict[str, str]:
+        """Change this node's tags (merged into the current ones, or replacing them); peers see a
+        member-updated event. Returns the tags now."""
+        node = self._node()
+        merged = dict(tags) if replace_all else {**node.tags, **tags}
+        if replace_all:   # tags the node manages itself (curve's announced key) stay
+            merged.update({k: v for k, v in node.tags.items() if k.startswith("gmq.")})
+        self._runtime().apply(node.set_tags(time.time(), merged))
+        return dict(node.tags)
+
+    async def delete_tags(self, names: Collection[str]) -> dict[str, str]:
+        node = self._node()
+        self._runtime().apply(node.set_tags(time.time(), {k: v for k, v in node.tags.items() if k not in names}))
+        return dict(node.tags)
+
+    async def force_leave(self, member_id: str) -> None:
+        """Mark a failed member as left (Serf's force-leave). ValueError for an alive member."""
+        node = self._node()
+        self._runtime().apply(node.force_leave(time.time(), member_id))
+
+    # -- internals --------------------------------------------------------------------------------
+    def _running_or_none(self) -> ZmqRuntime | None:
+        return self.runtime
+
+    def _runtime(self, check: bool = True) -> ZmqRuntime:
+        runtime = self.runtime
+        if runtime is None:
+            raise GossipError("the agent is not started (use `async with agent:` or `await agent.start()`)")
+        if check and runtime.failure is not None:
+            raise runtime.failure
+        return runtime
+
+    def _node(self) -> Node:
+        return self._runtime().node
+
+
+def _context(context: str | Mapping[str, int] | None) -> dict[str, int] | None:
+    if context is None:
+        return None
+    return decode_context(context) if isinstance(context, str) else dict(context)
+
