@@ -53,6 +53,8 @@ def _snapshot_ignore(root: Path):
         here = Path(directory).resolve()
         if here == root.resolve():
             skipped |= _SNAPSHOT_SKIP_TOP & set(names)
+        if here == (root / "deploy").resolve():   # only what the Dockerfile copies (as .dockerignore)
+            skipped |= set(names) - {"docker", "wheelhouse"}
         if here == (root / CONTEXT_WHEELHOUSE).resolve():
             skipped |= {n for n in names if n.endswith(".whl")}  # ours replace any local wheels
         return skipped

@@ -288,6 +288,15 @@ class Stack:
             raise ExecFailed(task.node_id, ["python3", "-c", "<read keys>"], code, out, err)
         return json.loads(out)
 
+    def usage(self, task: Task) -> dict[str, float]:
+        """The task container's cgroup counters now: CPU time (s), memory usage and RSS (bytes)."""
+        st = self.client.api.stats(task.container_id, stream=False, one_shot=True)
+        mem = st.get("memory_stats") or {}
+        stats = mem.get("stats") or {}
+        rss = stats.get("rss", stats.get("anon", 0))    # cgroup v1 / v2
+        return {"cpu_s": (st.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage", 0) / 1e9,
+                "mem": float(mem.get("usage", 0)), "rss": float(rss)}
+
     def logs(self, task: Task, tail: int = 40) -> str:
         try:
             return self.client.containers.get(task.container_id).logs(tail=tail).decode(errors="replace")

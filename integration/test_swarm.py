@@ -175,6 +175,24 @@ def max_concurrent_down(windows: list[dict[str, Any]]) -> int:
     return peak
 
 
+def sample_usage(stack: Stack, seconds: float) -> dict[str, Any]:
+    """CPU (share of one core, averaged over `seconds`) and RSS of every running task."""
+    tasks = stack.running()
+    first = _each(tasks, stack.usage)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    second = _each(tasks, stack.usage)
+    elapsed = time.monotonic() - t0
+    cpu = {n: (second[n]["cpu_s"] - first[n]["cpu_s"]) / elapsed for n in tasks
+           if not isinstance(first[n], Exception) and not isinstance(second[n], Exception)}
+    rss = {n: second[n]["rss"] / 2 ** 20 for n in tasks if not isinstance(second[n], Exception)}
+    return {"seconds": round(elapsed, 1), "nodes": len(tasks),
+            "cpu_pct_mean": round(100 * sum(cpu.values()) / max(1, len(cpu)), 2),
+            "cpu_pct_max": round(100 * max(cpu.values(), default=0), 2),
+            "rss_mib_mean": round(sum(rss.values()) / max(1, len(rss)), 1),
+            "rss_mib_max": round(max(rss.values(), default=0), 1)}
+
+
 def check_acked(stack: Stack, acked: list[dict[str, Any]]) -> dict[str, Any]:
     """Read every acknowledged key on every running task: {'missing': {node: [keys]}, ...}."""
     keys = [w["key"] for w in acked]
@@ -225,11 +243,17 @@ def run_scenario(stack: Stack, rec: dict[str, Any]) -> None:
     m["scale_up_catch_up_s"] = round(time.monotonic() - t0, 2)
     step("scaled up", replicas=SCALE_UP, tasks_running_s=m["scale_up_tasks_s"], caught_up_s=m["scale_up_catch_up_s"])
 
+    # sizing: 7 idle nodes (only their 10 s health checks run), then with the writer running
+    rec["usage_idle"] = sample_usage(stack, 10)
+    step("usage, idle", **rec["usage_idle"])
+
     # 4. rolling update under writes
     before = stack.running()
     writer = Writer(stack)
     writer.start()
-    time.sleep(3)
+    rec["usage_writes"] = sample_usage(stack, 10)
+    rec["usage_writes"]["writes_per_s"] = round(len(writer.acked) / 10, 1)
+    step("usage, writer running", **rec["usage_writes"])
     t0 = time.monotonic()
     stack.update_force()
     step("rolling update started", tasks=len(before))
@@ -420,6 +444,14 @@ def write_results(rec: dict[str, Any]) -> None:
         if key in m and m[key] is not None:
             v = m[key]
             lines.append(f"| {label} | {v:.2f} {unit} |" if unit else f"| {label} | {v} |")
+    for key, label in (("usage_idle", "7 idle nodes"), ("usage_writes", "7 nodes, writer running")):
+        u = rec.get(key)
+        if u:
+            lines.append(f"| sizing, {label}: CPU per node mean / max (% of a core, over {u['seconds']} s) | "
+                         f"{u['cpu_pct_mean']} / {u['cpu_pct_max']} |")
+            lines.append(f"| sizing, {label}: RSS per node mean / max | {u['rss_mib_mean']} / {u['rss_mib_max']} MiB |")
+    if rec.get("image_size_mb"):
+        lines.append(f"| image size (`{rec['image']}`) | {rec['image_size_mb']} MB |")
     if rec.get("scale_down_statuses"):
         lines += ["", "Statuses the survivors saw for the removed tasks: "
                   + "; ".join(f"{s}: " + ", ".join(f"{r} {'/'.join(v) or 'reaped'}" for r, v in d.items())
@@ -436,6 +468,13 @@ def test_swarm_stack(node_image):
                            "metrics": {}, "steps": [], "passed": False, "error": None, "_t0": time.monotonic()}
     failure: BaseException | None = None
     try:
+        from integration import _docker  # noqa: PLC0415
+
+        c = _docker.client()
+        try:
+            rec["image_size_mb"] = round(c.images.get(node_image).attrs["Size"] / 1e6, 1)
+        finally:
+            c.close()
         with Swarm(log=_log) as swarm, tempfile.TemporaryDirectory(prefix="gmq-swarm-keys-") as keys:
             rec["metrics"]["swarm_init_s"] = round(swarm.init_s, 2)
             stack = Stack(f"gmqt{os.getpid()}", [STACK_FILE], node_image, log=_log)
