@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -33,6 +34,7 @@ SERVICE = "gossipmq"                  # the service's name inside the stack
 NODE_LABEL = "gossipmq.test.swarm"
 STACK_LABEL = "com.docker.stack.namespace"
 GWBRIDGE = "docker_gwbridge"          # made by `swarm init`, left behind by `swarm leave`
+TEST_STACK = re.compile(r"gmq[a-z](\d+)$")   # stack names the test uses: gmqt<pid>, gmqc<pid>
 
 
 class SwarmError(RuntimeError):
@@ -112,6 +114,7 @@ class Swarm:
                 self.log(f"leaving a swarm left over by a dead test process ({owner})")
                 docker("swarm", "leave", "--force", timeout=60, check=False)
                 self._remove_gwbridge()
+                self._remove_dead_stacks()
             else:
                 raise SwarmError(
                     f"this Docker engine is already part of a swarm (state {state!r}, "
@@ -154,6 +157,25 @@ class Swarm:
         if not self._gwbridge_existed:
             self._remove_gwbridge()
         self.log("left the swarm")
+
+    @staticmethod
+    def _remove_dead_stacks() -> None:
+        """Containers and volumes of test stacks whose test process is gone (left by a run that
+        was killed before its cleanup)."""
+        client = _docker.client()
+        try:
+            for kind in (client.containers.list(all=True, filters={"label": STACK_LABEL}),
+                         client.volumes.list(filters={"label": STACK_LABEL})):
+                for obj in kind:
+                    labels = (obj.attrs.get("Config", {}) or {}).get("Labels") or obj.attrs.get("Labels") or {}
+                    m = TEST_STACK.match(labels.get(STACK_LABEL, ""))
+                    if m and not _pid_alive(int(m.group(1))):
+                        try:
+                            obj.remove(force=True)
+                        except Exception:  # noqa: BLE001 - already gone
+                            pass
+        finally:
+            client.close()
 
     def _remove_gwbridge(self) -> None:
         for _ in range(10):
