@@ -22,17 +22,21 @@ counted) to the next round.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from .config import AntiEntropySection
+from .context import StrategyContext
 from .messages import Entry, Envelope
 from .store import entry_size
 from .strategies import Strategy
+from .timers import Timer
 
-if TYPE_CHECKING:
-    from .node import Node
+Ctx = StrategyContext
+#: a Merkle node hash or entry identity (an unsigned 64-bit integer when honest)
+Hash = Annotated[int, msgspec.Meta(ge=0)]   # compared, never stored or re-encoded
+Index = Annotated[int, msgspec.Meta(ge=0, le=(1 << 32))]
 
 HASH_BYTES = 22      # a 64-bit int in JSON plus separators, for splitting big steps
 KEY_OVERHEAD = 24    # per (key, identity) pair besides the key itself
@@ -41,18 +45,18 @@ KEY_OVERHEAD = 24    # per (key, identity) pair besides the key itself
 class MerkleSync(msgspec.Struct, frozen=True):
     """My hashes of these tree nodes at `level`; compare and descend where they differ."""
 
-    shape: tuple[int, int]   # (branching, depth): both sides must build the same tree
-    level: int
-    nodes: list[int]
-    hashes: list[int]
+    shape: tuple[Index, Index]   # (branching, depth): both sides must build the same tree
+    level: Index
+    nodes: list[Index]
+    hashes: list[Hash]
 
 
 class MerkleKeys(msgspec.Struct, frozen=True):
     """Every (key, entry identity) I hold in these differing leaf buckets."""
 
-    buckets: list[int]
+    buckets: list[Index]
     keys: list[str]
-    ids: list[int]
+    ids: list[Hash]
 
 
 class MerkleEntries(msgspec.Struct, frozen=True):
@@ -73,18 +77,18 @@ class AntiEntropy(Strategy):
         self.interval = options.interval_ms / 1000
         self.shape = (options.branching, options.depth)
 
-    def start(self, ctx: Node) -> None:  # type: ignore[override]
+    def start(self, ctx: Ctx) -> None:
         if self.interval > 0:
             ctx.schedule(self.concern, "round", ctx.round_delay(self.interval, first=True))
 
-    def on_timer(self, ctx: Node, name: str) -> None:  # type: ignore[override]
+    def on_timer(self, ctx: Ctx, timer: Timer) -> None:
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval))
         peers = ctx.select_peers(1)
         if not peers:
             return
         peer = peers[0]
         tree = ctx.store.merkle
-        theirs = ctx.peer_sums.get(peer)
+        theirs = ctx.peer_roots.get(peer)
         if theirs == ctx.store.checksum():
             ctx.count("ae_skipped_equal")
             return
@@ -97,7 +101,7 @@ class AntiEntropy(Strategy):
         else:
             self._send_sync(ctx, member.addr, 1, tree.child_hashes(0, [0]))
 
-    def on_message(self, ctx: Node, env: Envelope) -> None:  # type: ignore[override]
+    def on_message(self, ctx: Ctx, env: Envelope) -> None:
         body = env.body
         if isinstance(body, MerkleSync):
             self._on_sync(ctx, env, body)
@@ -107,7 +111,7 @@ class AntiEntropy(Strategy):
             self._on_entries(ctx, env, body)
 
     # -- the descent -----------------------------------------------------------------------
-    def _on_sync(self, ctx: Node, env: Envelope, body: MerkleSync) -> None:
+    def _on_sync(self, ctx: Ctx, env: Envelope, body: MerkleSync) -> None:
         tree = ctx.store.merkle
         if tuple(body.shape) != self.shape:
             ctx.drop("merkle_shape", f"{env.src} uses a {body.shape} tree, this node {self.shape}")
@@ -127,7 +131,7 @@ class AntiEntropy(Strategy):
         else:
             self._send_keys(ctx, env.addr, differing)
 
-    def _on_keys(self, ctx: Node, env: Envelope, body: MerkleKeys) -> None:
+    def _on_keys(self, ctx: Ctx, env: Envelope, body: MerkleKeys) -> None:
         tree = ctx.store.merkle
         if len(body.keys) != len(body.ids) or any(not 0 <= b < tree.leaves for b in body.buckets):
             ctx.drop("merkle_range", f"bad merkle_keys from {env.src}")
@@ -141,7 +145,7 @@ class AntiEntropy(Strategy):
         want = [k for k, h in theirs.items() if mine.get(k) != h]
         self._send_entries(ctx, env.addr, send, want)
 
-    def _on_entries(self, ctx: Node, env: Envelope, body: MerkleEntries) -> None:
+    def _on_entries(self, ctx: Ctx, env: Envelope, body: MerkleEntries) -> None:
         repaired = sum(ctx.apply_entry(entry) for entry in body.entries)
         ctx.count("ae_entries_in", len(body.entries))
         ctx.count("ae_repaired", repaired)
@@ -149,7 +153,7 @@ class AntiEntropy(Strategy):
             self._send_entries(ctx, env.addr, [k for k in body.want if ctx.store.get(k) is not None], [])
 
     # -- sending, split to fit max_message_bytes ---------------------------------------------
-    def _send_sync(self, ctx: Node, address: str, level: int, hashes: dict[int, int]) -> None:
+    def _send_sync(self, ctx: Ctx, address: str, level: int, hashes: dict[int, int]) -> None:
         per_message = max(1, ctx.gossip.max_message_bytes // (2 * HASH_BYTES))
         items = list(hashes.items())
         for start in range(0, len(items), per_message):
@@ -158,7 +162,7 @@ class AntiEntropy(Strategy):
             ctx.send_to_address(address, "merkle_sync", MerkleSync(
                 self.shape, level, [i for i, _ in chunk], [h for _, h in chunk]))
 
-    def _send_keys(self, ctx: Node, address: str, buckets: list[int]) -> None:
+    def _send_keys(self, ctx: Ctx, address: str, buckets: list[int]) -> None:
         tree = ctx.store.merkle
         budget = ctx.gossip.max_message_bytes
         chunk: list[int] = []
@@ -173,14 +177,14 @@ class AntiEntropy(Strategy):
         if chunk:
             self._flush_keys(ctx, address, chunk)
 
-    def _flush_keys(self, ctx: Node, address: str, buckets: list[int]) -> None:
+    def _flush_keys(self, ctx: Ctx, address: str, buckets: list[int]) -> None:
         tree = ctx.store.merkle
         pairs = [(k, h) for b in buckets for k, h in tree.bucket(b).items()]
         ctx.count("ae_keys_out", len(pairs))
         ctx.send_to_address(address, "merkle_keys", MerkleKeys(buckets, [k for k, _ in pairs],
                                                                 [h for _, h in pairs]))
 
-    def _send_entries(self, ctx: Node, address: str, keys: list[str], want: list[str]) -> None:
+    def _send_entries(self, ctx: Ctx, address: str, keys: list[str], want: list[str]) -> None:
         """Send our versions of `keys` in messages of at most max_message_bytes, within the
         per-second budget; what the budget cannot carry now is counted and left to a later round."""
         allowance = ctx.payload_allowance()

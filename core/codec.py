@@ -15,14 +15,17 @@ HEADER = MAGIC + bytes([PROTOCOL_VERSION])
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def encode_envelope(env: Envelope) -> list[bytes]:
-    """Envelope -> [header frame, body frame]."""
-    return [HEADER, orjson.dumps(msgspec.to_builtins(env))]
+    """Envelope -> [header frame, body frame] (msgspec's JSON encoder writes the structs directly)."""
+    return [HEADER, _encode(env)]
 
 
 def encoded_size(env: Envelope) -> int:
-    """Bytes this envelope occupies on the wire (used by the simulator's byte counts)."""
-    return len(HEADER) + len(orjson.dumps(msgspec.to_builtins(env)))
+    """Bytes this envelope occupies on the wire (the simulator's byte counts)."""
+    return len(HEADER) + len(_encode(env))
 
 
 def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Struct]],

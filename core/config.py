@@ -61,6 +61,7 @@ class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rng_seed: int | None = None           # fix the node's RNG (reproducible runs)
     dead_probe_ms: int = 2_000            # contact one recently dead member this often (heals partitions); 0 = off
     max_bytes_per_second: int = 0         # payload (delta, rumor, repair) bytes a node sends per second; 0 = no cap
+    convergence_check_ms: int = 500       # how often a node checks that every member reports its checksum; 0 = off
 
 
 class AntiEntropySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

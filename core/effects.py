@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .messages import Entry, Envelope
+from .timers import Timer
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,7 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    timer: str      # "owner:name", e.g. "dissemination:round" or "kernel:reap"
+    timer: Timer    # e.g. Timer("dissemination", "round") or Timer("kernel", "reap")
     at: float       # absolute time, seconds
 
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .errors import RemoteProtocolError
-from .messages import Entry, Envelope, MemberUpdate
+from .messages import Entry, Envelope, MemberUpdate, body_lists
 
 
 class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -95,7 +95,7 @@ def _check_entries(entries: list[Entry], limits: LimitsSection) -> None:
         if len(entry.key.encode()) > limits.max_key_bytes:
             raise RemoteProtocolError("limit_key", f"key of {len(entry.key.encode())} bytes exceeds "
                                                    f"{limits.max_key_bytes}")
-        if len(entry.origin) > limits.max_id_bytes:
+        if len(entry.origin) > limits.max_id_bytes + 16:   # a member id and its life tag
             raise RemoteProtocolError("limit_id", f"entry origin of {len(entry.origin)} characters")
         if len(entry.vv) > limits.max_origins:
             raise RemoteProtocolError("limit_origins", f"version vector of {len(entry.vv)} origins")
@@ -124,16 +124,16 @@ def check_limits(env: Envelope, limits: LimitsSection) -> None:
     _check_entries(env.rumors, limits)
     _check_members(env.members, limits)
     body = env.body
+    for _, items in body_lists(body):
+        if isinstance(items[0], Entry):
+            n_entries += len(items)
+            _check_entries(items, limits)  # type: ignore[arg-type]
+        else:
+            n_members += len(items)
+            _check_members(items, limits)  # type: ignore[arg-type]
     for name in getattr(body, "__struct_fields__", ()):
         value = getattr(body, name)
-        if isinstance(value, list) and value:
-            if isinstance(value[0], Entry):
-                n_entries += len(value)
-                _check_entries(value, limits)
-            elif isinstance(value[0], MemberUpdate):
-                n_members += len(value)
-                _check_members(value, limits)
-        elif isinstance(value, dict) and len(value) > limits.max_origins:
+        if isinstance(value, dict) and len(value) > limits.max_origins:
             raise RemoteProtocolError("limit_origins", f"{env.type}.{name} has {len(value)} items "
                                                        f"(at most {limits.max_origins})")
     if n_entries > limits.max_entries:

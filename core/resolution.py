@@ -13,8 +13,8 @@ resolves that set. A resolver answers four questions for the keys it owns:
 ``live(...)``     whether the key currently holds something (tombstones are GC candidates).
 
 `lww` keeps one version (a total order by HLC); `multi_value` and `crdt` keep concurrent
-states and join them on read (core/crdt.py). A third-party resolver that only implements the
-old ``resolve(local, remote) -> winner`` still works: `LegacyResolver` derives the rest from it.
+states and join them on read (core/crdt.py). A third-party resolver that only implements
+``resolve(local, remote) -> winner`` still works: `ConflictResolver` derives `covers` from it.
 
 `PrefixRouter` picks the resolver of a key from ``[[conflict_resolution.rules]]``.
 """
@@ -24,13 +24,13 @@ import base64
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
 from .clock import vv_merge
-from .messages import Entry
-from .strategies import ConflictResolver
+from .messages import Entry, origin_node
+from .strategies import Strategy
 
 VERBS = ("put", "delete", "incr", "sadd", "srem")
 
@@ -68,19 +68,27 @@ class Read:
     siblings: list[dict[str, Any]] = field(default_factory=list)   # value, origin, counter, hlc
     versions: list[Entry] = field(default_factory=list)            # what the store keeps
 
+    @property
+    def token(self) -> str:
+        """The causal context as a token: pass it back with a write to replace exactly what was read."""
+        return encode_context(self.context)
+
     def as_dict(self, verbose: bool = False) -> dict[str, Any]:
+        """The JSON a client sees. `origin` is the writer's member id; with `verbose`, each
+        version also names the replica life that wrote it (`replica`, the dot's origin)."""
         out: dict[str, Any] = {"key": self.key, "value": self.value, "deleted": self.deleted,
-                               "context": encode_context(self.context)}
+                               "context": self.token}
         if self.siblings and "hlc" in self.siblings[0]:   # registers: who wrote the (newest) value
             out["siblings"] = len(self.siblings)
             first = self.siblings[0]
-            out.update(origin=first["origin"], counter=first["counter"], hlc=first["hlc"])
+            out.update(origin=origin_node(first["origin"]), counter=first["counter"], hlc=first["hlc"])
         if verbose:
             out["kind"] = self.kind or "lww"
             out["causal_context"] = dict(sorted(self.context.items()))
-            out["values"] = self.siblings
-            out["versions"] = [{"origin": e.origin, "counter": e.counter, "hlc": e.hlc, "deleted": e.deleted,
-                                "vv": dict(sorted(e.vv.items()))} for e in self.versions]
+            out["values"] = [{**s, "origin": origin_node(s["origin"])} if "origin" in s else s for s in self.siblings]
+            out["versions"] = [{"origin": origin_node(e.origin), "replica": e.origin, "counter": e.counter,
+                                "hlc": e.hlc, "deleted": e.deleted, "vv": dict(sorted(e.vv.items()))}
+                               for e in self.versions]
         return out
 
 
@@ -106,28 +114,40 @@ def newest(versions: Sequence[Entry]) -> Entry:
     return max(versions, key=lambda e: (e.hlc, e.origin, e.counter))
 
 
-class Resolver(ConflictResolver):
-    """Base of resolvers that know every operation. Subclasses set `kind` and override."""
+class ConflictResolver(Strategy):
+    """The conflict-resolution protocol (the one every resolver implements; see module docstring).
 
-    kind: str = ""                 # Entry.kind this resolver writes and accepts
+    Override `covers` - or only ``resolve(local, remote) -> winner`` for a total order, from
+    which `covers` is derived - and, for richer types, `build`, `read`, `live`, `kind` and
+    `verbs`. Must be deterministic: every node must keep and read the same whatever order
+    versions arrive in."""
+
+    concern: ClassVar[str] = "conflict_resolution"
+    kind: str = ""                 # Entry.kind this resolver writes and accepts ("" = plain values)
     verbs: frozenset[str] = frozenset({"put", "delete"})
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
 
     def resolve(self, local: Entry, remote: Entry) -> Entry:
+        """The winner of two versions; derived from `covers` unless a subclass defines it."""
         return remote if self.covers(remote, local) and not self.covers(local, remote) else local
 
     def covers(self, a: Entry, b: Entry) -> bool:
-        raise NotImplementedError
+        """Does version `a` already contain everything `b` says (so `b` can go)?"""
+        if type(self).resolve is ConflictResolver.resolve:
+            raise NotImplementedError(f"{type(self).__name__} must define covers() or resolve()")
+        return a.dot == b.dot or self.resolve(b, a) is a
 
     def build(self, key: str, versions: Sequence[Entry], op: Op, wc: WriteContext) -> tuple[Any, bool, dict[str, int]]:
-        raise NotImplementedError
+        """(value, deleted, vv) of a new local version of `key` from the versions held here."""
+        return plain_build(versions, op, wc)
 
     def read(self, key: str, versions: Sequence[Entry]) -> Read:
-        raise NotImplementedError
+        return plain_read(key, versions, self)
 
     def live(self, versions: Sequence[Entry]) -> bool:
+        """Does the key hold something (not only tombstones / emptied states)?"""
         return bool(versions) and not self.read(versions[0].key, versions).deleted
 
     def validate(self, entry: Entry) -> str | None:
@@ -142,33 +162,8 @@ class Resolver(ConflictResolver):
                              f"(possible: {', '.join(sorted(self.verbs))})")
 
 
-class LegacyResolver(Resolver):
-    """Adapts a resolver that only has ``resolve(local, remote) -> winner`` (a total order)."""
-
-    def __init__(self, inner: ConflictResolver) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def resolve(self, local: Entry, remote: Entry) -> Entry:
-        return self.inner.resolve(local, remote)
-
-    def covers(self, a: Entry, b: Entry) -> bool:
-        return a.dot == b.dot or self.inner.resolve(b, a) is a
-
-    def build(self, key: str, versions: Sequence[Entry], op: Op, wc: WriteContext) -> tuple[Any, bool, dict[str, int]]:
-        return plain_build(versions, op, wc)
-
-    def read(self, key: str, versions: Sequence[Entry]) -> Read:
-        return plain_read(key, versions, self.inner)
-
-    def live(self, versions: Sequence[Entry]) -> bool:
-        return bool(versions) and not self._winner(versions).deleted
-
-    def _winner(self, versions: Sequence[Entry]) -> Entry:
-        best = versions[0]
-        for e in versions[1:]:
-            best = self.inner.resolve(best, e)
-        return best
+#: the name this protocol had before 0.2 (third-party resolvers subclass it)
+Resolver = ConflictResolver
 
 
 def plain_build(versions: Sequence[Entry], op: Op, wc: WriteContext) -> tuple[Any, bool, dict[str, int]]:
@@ -183,6 +178,7 @@ def plain_build(versions: Sequence[Entry], op: Op, wc: WriteContext) -> tuple[An
 
 
 def plain_read(key: str, versions: Sequence[Entry], resolver: ConflictResolver | None = None) -> Read:
+    """The read of a key keeping one winner: the newest by HLC, or `resolver`'s winner."""
     winner = versions[0]
     for e in versions[1:]:
         winner = resolver.resolve(winner, e) if resolver is not None else max(
@@ -194,38 +190,30 @@ def plain_read(key: str, versions: Sequence[Entry], resolver: ConflictResolver |
     return Read(key, winner.kind, winner.value, winner.deleted, context, [sibling], list(versions))
 
 
-def as_resolver(strategy: ConflictResolver) -> Resolver:
-    return strategy if isinstance(strategy, Resolver) else LegacyResolver(strategy)
-
-
 class PrefixRouter(ConflictResolver):
     """Routes each key to the resolver of the rule whose prefix it starts with, else to the
-    default. Rules never overlap (config.py refuses that), so at most one prefix matches."""
+    default. Rules never overlap (config.py refuses that), so at most one prefix matches. It is
+    what the node holds as its conflict-resolution strategy; the store asks it `for_key`."""
 
     def __init__(self, default: ConflictResolver, rules: Sequence[tuple[str, ConflictResolver]] = ()) -> None:
-        self.default = as_resolver(default)
-        self.rules = [(prefix, as_resolver(r)) for prefix, r in sorted(rules, key=lambda pr: -len(pr[0]))]
-        self.message_types = {}
+        super().__init__()
+        self.default = default
+        self.rules = sorted(rules, key=lambda pr: -len(pr[0]))
 
-    def for_key(self, key: str) -> Resolver:
+    def for_key(self, key: str) -> ConflictResolver:
         for prefix, resolver in self.rules:
             if key.startswith(prefix):
                 return resolver
         return self.default
 
-    def resolve(self, local: Entry, remote: Entry) -> Entry:
-        return self.for_key(local.key).resolve(local, remote)
-
     def covers(self, a: Entry, b: Entry) -> bool:
         return self.for_key(a.key).covers(a, b)
 
-    def live(self, key: str, versions: Sequence[Entry]) -> bool:
-        return self.for_key(key).live(versions)
-
-    def resolvers(self) -> list[Resolver]:
+    def resolvers(self) -> list[ConflictResolver]:
         return [self.default, *(r for _, r in self.rules)]
 
-    def stats(self) -> dict[str, int]:
+    def totals(self) -> dict[str, int]:
+        """The counters of every resolver, summed (`gossipctl status` shows them)."""
         total: Counter[str] = Counter()
         for r in self.resolvers():
             total.update(r.stats)
@@ -234,3 +222,10 @@ class PrefixRouter(ConflictResolver):
 
 def router_of(strategy: ConflictResolver) -> PrefixRouter:
     return strategy if isinstance(strategy, PrefixRouter) else PrefixRouter(strategy)
+
+
+def context_of(context: Mapping[str, int] | str | None) -> dict[str, int] | None:
+    """A causal context given as a token (CLI, control channel) or a mapping (library API)."""
+    if context is None:
+        return None
+    return decode_context(context) if isinstance(context, str) else dict(context)

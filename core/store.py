@@ -23,35 +23,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 import orjson
 
 from .merkle import MerkleTree
 from .messages import Entry
-
-Resolver = Callable[[Entry, Entry], Entry]
-
-
-class VersionPolicy(Protocol):
-    """What the store asks about versions (core/resolution.PrefixRouter implements it)."""
-
-    def covers(self, a: Entry, b: Entry) -> bool: ...
-    def live(self, key: str, versions: Sequence[Entry]) -> bool: ...
-
-
-class _WinnerPolicy:
-    """A bare ``resolve(local, remote) -> winner`` function as a policy: one version per key."""
-
-    def __init__(self, resolve: Resolver) -> None:
-        self.resolve = resolve
-
-    def covers(self, a: Entry, b: Entry) -> bool:
-        return a.dot == b.dot or self.resolve(b, a) is a
-
-    def live(self, key: str, versions: Sequence[Entry]) -> bool:
-        return any(not e.deleted for e in versions)
+from .resolution import ConflictResolver, router_of
 
 
 def entry_hash(entry: Entry) -> int:
@@ -66,9 +45,9 @@ def entry_size(entry: Entry) -> int:
 
 
 class Store:
-    def __init__(self, resolver: Resolver | VersionPolicy, seal: Callable[[Entry], Entry] | None = None) -> None:
-        self.resolver = resolver
-        self.policy: VersionPolicy = resolver if hasattr(resolver, "covers") else _WinnerPolicy(resolver)  # type: ignore[assignment,arg-type]
+    def __init__(self, resolver: ConflictResolver, seal: Callable[[Entry], Entry] | None = None) -> None:
+        """`resolver`: the node's conflict resolution (a PrefixRouter, or one resolver for every key)."""
+        self.router = router_of(resolver)
         self.seal = seal or (lambda entry: entry)   # signs local writes (security.seal_entry)
         #: key -> the versions kept, sorted by dot (one for lww keys)
         self.entries: dict[str, tuple[Entry, ...]] = {}
@@ -239,9 +218,10 @@ class Store:
     # -- internals -------------------------------------------------------------------------
     def _dominates(self, a: Entry, b: Entry) -> bool:
         """`a` makes `b` redundant: a covers b, and when they cover each other the larger dot stays."""
-        if not self.policy.covers(a, b):
+        resolver = self.router.for_key(a.key)
+        if not resolver.covers(a, b):
             return False
-        return not self.policy.covers(b, a) or a.dot > b.dot
+        return not resolver.covers(b, a) or a.dot > b.dot
 
     def _insert(self, entry: Entry) -> bool:
         """Keep `entry` unless a kept version dominates it; drop the versions it dominates."""
@@ -287,7 +267,7 @@ class Store:
         else:
             self.entries.pop(key, None)
         self.merkle.update(key, old_id, _identity(after))
-        live = bool(after) and self.policy.live(key, after)
+        live = bool(after) and self.router.for_key(key).live(after)
         if live != (key in self._live):
             (self._live.add if live else self._live.discard)(key)
             self.live_keys += 1 if live else -1

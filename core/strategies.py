@@ -1,56 +1,28 @@
 """The five pluggable concerns. Each strategy is a plain object chosen by name in TOML and
 called directly on the hot path (no hook dispatch per message).
 
-Every strategy receives a narrow `Context` (implemented by the kernel's Node): the member
-view, the store, a seeded RNG, the current time, and ways to send messages of its own types
-and to schedule its own timers. Timers are names: a strategy schedules ``"round"`` and gets
-``on_timer(ctx, "round")`` back when it fires.
+Every strategy receives the same narrow `StrategyContext` (core/context.py): the member view,
+the store, a seeded RNG, the current time, and ways to send messages of its own types and to
+schedule its own timers. Timers are values: a strategy schedules ``ctx.schedule(concern,
+"round", delay)`` and gets ``on_timer(ctx, Timer(concern, "round"))`` back when it fires.
 
-Base classes give no-op defaults so a strategy only writes what it needs.
+Base classes give no-op defaults so a strategy only writes what it needs. The conflict-resolver
+base, `ConflictResolver`, lives with the rest of its protocol in core/resolution.py.
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import msgspec
 
+from .context import StrategyContext
 from .messages import Entry, Envelope, MemberUpdate
+from .timers import Timer
 
-if TYPE_CHECKING:
-    from .membership import MemberTable
-    from .store import Store
-
-
-class Context(Protocol):
-    """What the kernel offers strategies. Implemented by `gossipmq.core.node.Node`."""
-
-    node_id: str
-    address: str
-    tags: dict[str, str]
-    now: float
-    rng: random.Random
-    members: MemberTable
-    store: Store
-
-    def send(self, member_id: str, type: str, body: msgspec.Struct) -> None: ...
-    def send_to_address(self, address: str, type: str, body: msgspec.Struct) -> None: ...
-    def schedule(self, owner: str, name: str, delay: float) -> None: ...
-    def round_delay(self, interval: float, first: bool = False) -> float: ...
-    def select_peers(self, k: int, exclude: Collection[str] = ()) -> list[str]: ...
-    def start_sync(self, member_id: str, mode: str) -> None: ...
-    def bump_heartbeat(self) -> None: ...
-    def suspect(self, member_id: str, reason: str) -> None: ...
-    def declare_dead(self, member_id: str, reason: str) -> None: ...
-    def round_completed(self, stats: Mapping[str, Any]) -> None: ...
-    def count(self, name: str, n: int = 1) -> None: ...
-    def gossip_claim(self, claim: MemberUpdate) -> None: ...
-    def apply_entry(self, entry: Entry) -> bool: ...
-    def payload_allowance(self) -> int: ...
-    def spend_payload(self, n: int) -> None: ...
-    def drop(self, cause: str, detail: str) -> None: ...
-    def self_update(self) -> MemberUpdate: ...
+#: what every strategy method receives (the name plugins written for 0.1 import)
+Context = StrategyContext
 
 
 class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,8 +39,8 @@ class Strategy:
     def start(self, ctx: Context) -> None:
         """Called once when the node starts."""
 
-    def on_timer(self, ctx: Context, name: str) -> None:
-        """A timer this strategy scheduled has fired."""
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
+        """A timer this strategy scheduled has fired (`timer.name`, `timer.arg`)."""
 
     def on_message(self, ctx: Context, env: Envelope) -> None:
         """A message of one of `message_types` arrived (sender already accounted for)."""
@@ -81,6 +53,16 @@ class PeerSelector(Strategy):
 
     def select(self, ctx: Context, k: int, exclude: Collection[str] = ()) -> list[str]:
         raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class RoundShape:
+    """How a round-based dissemination strategy spreads an update (what theory and the
+    simulator compare against): its mode, peers contacted per round, time between rounds."""
+
+    mode: str         # "push", "pull", "push-pull" or "rumor"
+    fanout: int       # peers contacted per round in a cluster of n
+    interval: float   # seconds between rounds
 
 
 class Dissemination(Strategy):
@@ -99,6 +81,10 @@ class Dissemination(Strategy):
         """Hot entries to piggyback on a message to member `to`, within `budget` bytes."""
         return []
 
+    def round_shape(self, n: int) -> RoundShape | None:
+        """The round shape in a cluster of `n` nodes (None: not a round-based epidemic)."""
+        return None
+
 
 class FailureDetector(Strategy):
     """Decides when a member is suspect or dead."""
@@ -111,19 +97,19 @@ class FailureDetector(Strategy):
         this to count independent suspicions and to timestamp heartbeats."""
 
 
-class ConflictResolver(Strategy):
-    """Settles two versions of one key. Must be deterministic, commutative and idempotent:
-    every node must pick the same winner whatever order versions arrive in."""
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A security strategy's verdict on a whole envelope: dropped and counted under `cause`."""
 
-    concern = "conflict_resolution"
-
-    def resolve(self, local: Entry, remote: Entry) -> Entry:
-        raise NotImplementedError
+    cause: str
+    detail: str
 
 
 class SecurityProvider(Strategy):
-    """Transport and message security. The kernel calls `verify_envelope`; the ZeroMQ runtime
-    asks `socket_options` how to configure its sockets."""
+    """Message security, as a filter: `admit` returns what the kernel may believe of an envelope
+    (the same envelope, a new one with some entries or claims filtered out, or a `Rejected`); it
+    never changes the envelope in place. The ZeroMQ runtime asks `socket_options` how to configure
+    its sockets (a strategy with a transport half has one in transports/security.py)."""
 
     concern = "security"
 
@@ -131,10 +117,10 @@ class SecurityProvider(Strategy):
         """pyzmq socket options for role 'inbox' or 'outbox'."""
         return {}
 
-    def verify_envelope(self, env: Envelope) -> str | None:
-        """None to accept; otherwise a short reason to drop. May also filter single entries or
-        claims out of `env` in place (counting each through `ctx.drop`)."""
-        return None
+    def admit(self, env: Envelope) -> Envelope | Rejected:
+        """What of `env` to believe. Filter single entries or claims by returning a copy without
+        them (count each through `ctx.drop`); reject the whole envelope with `Rejected`."""
+        return env
 
     def seal_entry(self, entry: Entry) -> Entry:
         """A local write is about to be stored: return it signed (or unchanged)."""
@@ -145,10 +131,13 @@ class SecurityProvider(Strategy):
         return claims
 
 
-CONCERNS: dict[str, type[Strategy]] = {
-    "peer_selection": PeerSelector,
-    "dissemination": Dissemination,
-    "failure_detection": FailureDetector,
-    "conflict_resolution": ConflictResolver,
-    "security": SecurityProvider,
-}
+#: the five pluggable concerns, in the order configs and `gossipctl plugins` list them
+CONCERNS = ("peer_selection", "dissemination", "failure_detection", "conflict_resolution", "security")
+
+
+def __getattr__(name: str) -> Any:
+    """`ConflictResolver` lives with the rest of the resolver protocol in core/resolution.py."""
+    if name == "ConflictResolver":
+        from .resolution import ConflictResolver
+        return ConflictResolver
+    raise AttributeError(name)

@@ -6,7 +6,15 @@ from typing import Any
 
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry
-from gossipmq.core.resolution import Op, Read, Resolver, WriteContext, newest, plain_build, plain_read
+from gossipmq.core.resolution import (
+    Op,
+    Read,
+    Resolver,
+    WriteContext,
+    newest,
+    plain_build,
+    plain_read,
+)
 from gossipmq.core.strategies import NoOptions
 
 

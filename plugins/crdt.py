@@ -15,8 +15,16 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
-
-from gossipmq.core.crdt import TYPES, CrdtType, MVRegister, ORMap, StateError, check_cc, vv_join, vv_leq
+from gossipmq.core.crdt import (
+    TYPES,
+    CrdtType,
+    MVRegister,
+    ORMap,
+    StateError,
+    check_cc,
+    vv_join,
+    vv_leq,
+)
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry
 from gossipmq.core.resolution import Op, Read, Resolver, WriteContext

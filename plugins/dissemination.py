@@ -14,10 +14,9 @@ import math
 from typing import Annotated, ClassVar
 
 import msgspec
-
 from gossipmq.core.hookspecs import hookimpl
-from gossipmq.core.strategies import Context, Dissemination
-
+from gossipmq.core.strategies import Context, Dissemination, RoundShape
+from gossipmq.core.timers import Timer
 
 Fanout = Annotated[int, msgspec.Meta(ge=1, le=64)] | str   # a peer count or "auto" (see check_fanout)
 
@@ -57,7 +56,10 @@ class RoundBased(Dissemination):
     def start(self, ctx: Context) -> None:
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval, first=True))
 
-    def on_timer(self, ctx: Context, name: str) -> None:
+    def round_shape(self, n: int) -> RoundShape:
+        return RoundShape(self.mode, resolve_fanout(self.fanout, self.fanout_c, n), self.interval)
+
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
         peers = ctx.select_peers(resolve_fanout(self.fanout, self.fanout_c, len(ctx.members.reachable_ids()) + 1))
         for peer in peers:
             ctx.start_sync(peer, self.mode)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.strategies import Context, FailureDetector, NoOptions
+from gossipmq.core.timers import Timer
 
 
 class HeartbeatOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -39,7 +39,7 @@ class Heartbeat(FailureDetector):
     def start(self, ctx: Context) -> None:
         ctx.schedule(self.concern, "tick", ctx.round_delay(self.interval, first=True))
 
-    def on_timer(self, ctx: Context, name: str) -> None:
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
         ctx.bump_heartbeat()
         now = ctx.now
         expired = []

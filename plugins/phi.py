@@ -21,11 +21,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-
 from gossipmq.core.accrual import ArrivalWindow
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import MemberUpdate
 from gossipmq.core.strategies import Context, FailureDetector
+from gossipmq.core.timers import Timer
 
 
 class PhiOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -78,7 +78,7 @@ class Phi(FailureDetector):
             window.arrival(ctx.now)
         self.last_hb[member.id] = mark
 
-    def on_timer(self, ctx: Context, name: str) -> None:
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
         ctx.bump_heartbeat()
         now = ctx.now
         for member_id in list(ctx.members.reachable_ids()):

@@ -30,12 +30,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-
 from gossipmq.core.broadcast import BroadcastQueue, retransmit_limit
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry, Envelope
 from gossipmq.core.store import entry_size
-from gossipmq.core.strategies import Context, Dissemination
+from gossipmq.core.strategies import Context, Dissemination, RoundShape
+from gossipmq.core.timers import Timer
 
 from .dissemination import Fanout, check_fanout, resolve_fanout
 
@@ -91,6 +91,9 @@ class Rumor(Dissemination):
     def on_applied(self, ctx: Context, entry: Entry) -> None:
         self._heat(entry)
 
+    def round_shape(self, n: int) -> RoundShape:
+        return RoundShape("rumor", resolve_fanout(self.options.fanout, self.options.fanout_c, n), self.interval)
+
     def limit(self, ctx: Context) -> int:
         """L: transmissions (blind) or redundant deliveries (feedback) before a rumor cools."""
         if self.options.stop_after is not None:
@@ -98,17 +101,17 @@ class Rumor(Dissemination):
         return retransmit_limit(self.options.retransmit_mult, len(ctx.members.reachable_ids()) + 1)
 
     # -- sending -----------------------------------------------------------------------------
-    def on_timer(self, ctx: Context, name: str) -> None:
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval))
         # Membership updates (heartbeats, joins, suspicions) ride on whatever a node sends; with
         # no hot rumor a round still goes out while the kernel has some queued, so a heartbeat
         # failure detector keeps hearing from everyone. Otherwise an idle node stays silent.
         hot = len(self.queue) > 0
         peers: list[str] = []
-        if hot or len(getattr(ctx, "broadcasts", ())):
+        if hot or len(ctx.broadcasts):
             n = len(ctx.members.reachable_ids()) + 1
             peers = ctx.select_peers(resolve_fanout(self.options.fanout, self.options.fanout_c, n))
-        budget = getattr(ctx, "gossip").max_message_bytes
+        budget = ctx.gossip.max_message_bytes
         self._in_round = True
         try:
             for peer in peers:

@@ -18,12 +18,20 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
-
 from gossipmq.core.hookspecs import hookimpl
-from gossipmq.core.messages import Entry, Envelope, MemberUpdate
-from gossipmq.core.signing import (KEY_TAG, KeyPair, LruSet, claim_content, claim_payload, claim_signer,
-                                   entry_payload, verify)
+from gossipmq.core.messages import Entry, Envelope, MemberUpdate, body_lists, origin_node
+from gossipmq.core.signing import (
+    KEY_TAG,
+    KeyPair,
+    LruSet,
+    claim_content,
+    claim_payload,
+    claim_signer,
+    entry_payload,
+    verify,
+)
 from gossipmq.core.strategies import Context, NoOptions, SecurityProvider
+from gossipmq.core.timers import Timer
 
 
 class NoSecurity(SecurityProvider):
@@ -179,33 +187,29 @@ class CurveSecurity(SecurityProvider):
         self.ctx = ctx
         ctx.tags[KEY_TAG] = self.keypair.identity
 
-    def on_timer(self, ctx: Context, name: str) -> None:
-        if name == "announce":
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
+        if timer.name == "announce":
             # After a key rotation: a fresher self-claim (new key tag) straight to every member, so
             # they re-dial us with the new server key at once instead of after a few rounds.
             ctx.bump_heartbeat()
             for member_id in list(ctx.members.reachable_ids()):
                 ctx.start_sync(member_id, "push")
 
-    def verify_envelope(self, env: Envelope) -> str | None:
-        env.members = self._claims(env.members)
-        env.rumors = self._entries(env.rumors)
+    def admit(self, env: Envelope) -> Envelope:
+        """`env` without the entries and claims that fail verification (each dropped and counted);
+        the same object when everything verifies, a new one otherwise (never changed in place)."""
+        members, rumors = self._claims(env.members), self._entries(env.rumors)
         body = env.body
         changes: dict[str, Any] = {}
-        for name in getattr(body, "__struct_fields__", ()):
-            value = getattr(body, name)
-            if isinstance(value, list) and value:
-                if isinstance(value[0], Entry):
-                    kept: list[Any] = self._entries(value)
-                elif isinstance(value[0], MemberUpdate):
-                    kept = self._claims(value)
-                else:
-                    continue
-                if len(kept) != len(value):
-                    changes[name] = kept
+        for name, items in body_lists(body):
+            kept: list[Any] = self._entries(items) if isinstance(items[0], Entry) else self._claims(items)  # type: ignore[arg-type]
+            if len(kept) != len(items):
+                changes[name] = kept
         if changes:
-            env.body = msgspec.structs.replace(body, **changes)
-        return None
+            body = msgspec.structs.replace(body, **changes)
+        if members is env.members and rumors is env.rumors and body is env.body:
+            return env
+        return msgspec.structs.replace(env, members=members, rumors=rumors, body=body)
 
     def seal_entry(self, entry: Entry) -> Entry:
         if not self.signing or self.keypair is None:
@@ -266,11 +270,11 @@ class CurveSecurity(SecurityProvider):
         dot = (entry.origin, entry.counter)
         if self.entry_ok.get(dot) == digest:
             return True
-        if verify(self._signers(entry.origin, retired=True), payload, entry.sig):
+        if verify(self._signers(origin_node(entry.origin), retired=True), payload, entry.sig):
             self.entry_ok.put(dot, digest)
             return True
         self._drop("forged_entry", f"entry {entry.origin}:{entry.counter} ({entry.key[:64]!r}) is not signed "
-                                   f"by a trusted key of {entry.origin!r}")
+                                   f"by a trusted key of {origin_node(entry.origin)!r}")
         return False
 
     def _claims(self, claims: list[MemberUpdate]) -> list[MemberUpdate]:

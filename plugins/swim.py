@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import msgspec
-
 from gossipmq.core.awareness import Awareness
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.membership import REACHABLE
-from gossipmq.core.messages import Envelope, MemberUpdate
+from gossipmq.core.messages import Count, Envelope, MemberUpdate
 from gossipmq.core.strategies import Context, FailureDetector
 from gossipmq.core.suspicion import Suspicion, suspicion_timeout
+from gossipmq.core.timers import Timer
 
 #: share of the remaining probe time a relay waits before it nacks, so the nack still
 #: arrives before the requester's deadline (two network hops must fit in the rest)
@@ -62,28 +62,28 @@ class SwimOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Ping(msgspec.Struct, frozen=True):
     """Are you alive? `target` is the member id meant (a new occupant of the address stays quiet)."""
 
-    seq: int
+    seq: Count
     target: str = ""
 
 
 class PingReq(msgspec.Struct, frozen=True):
     """Please ping `target` for me and relay its ack (or nack after `timeout_ms`)."""
 
-    seq: int
+    seq: Count
     target: str
     target_addr: str
-    timeout_ms: int
+    timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)]
     nack: bool = True
 
 
 class PingAck(msgspec.Struct, frozen=True):
-    seq: int
+    seq: Count
 
 
 class PingNack(msgspec.Struct, frozen=True):
     """Lifeguard: the relay got no ack from the target in time (but it heard us)."""
 
-    seq: int
+    seq: Count
 
 
 @dataclass(slots=True)
@@ -129,18 +129,18 @@ class Swim(FailureDetector):
     def start(self, ctx: Context) -> None:
         ctx.schedule(self.concern, "probe", ctx.round_delay(self.interval, first=True))
 
-    def on_timer(self, ctx: Context, name: str) -> None:
-        kind, _, arg = name.partition(":")
-        if kind == "probe":
+    def on_timer(self, ctx: Context, timer: Timer) -> None:
+        name = timer.name
+        if name == "probe":
             self._probe_next(ctx)
-        elif kind == "probe_timeout":
-            self._on_probe_timeout(ctx)
-        elif kind == "probe_deadline":
+        elif name == "probe_timeout":
+            self._on_probe_timeout(ctx, timer.arg)  # type: ignore[arg-type]
+        elif name == "probe_deadline":
             self._on_probe_deadline(ctx)
-        elif kind == "relay":
-            self._on_relay_timeout(ctx, int(arg))
-        elif kind == "suspicion":
-            self._on_suspicion_timeout(ctx, arg)
+        elif name == "relay":
+            self._on_relay_timeout(ctx, timer.arg)  # type: ignore[arg-type]
+        elif name == "suspicion":
+            self._on_suspicion_timeout(ctx, timer.arg)  # type: ignore[arg-type]
 
     # ---- probing ----------------------------------------------------------------------------
     def _next_target(self, ctx: Context) -> str | None:
@@ -175,13 +175,13 @@ class Swim(FailureDetector):
         self.probe = _Probe(self.seq, target, member.inc, ctx.now + interval)
         ctx.count("swim.probes")
         ctx.send(target, "ping", Ping(self.seq, target))
-        ctx.schedule(self.concern, "probe_timeout", min(self.awareness.scale(self.timeout), interval))
+        ctx.schedule(self.concern, "probe_timeout", min(self.awareness.scale(self.timeout), interval), self.seq)
         ctx.schedule(self.concern, "probe_deadline", interval)
 
-    def _on_probe_timeout(self, ctx: Context) -> None:
+    def _on_probe_timeout(self, ctx: Context, seq: int) -> None:
         probe = self.probe
-        if probe is None or probe.acked or probe.indirect:
-            return
+        if probe is None or probe.seq != seq or probe.acked or probe.indirect:
+            return   # a stale timer: its probe ended already
         probe.indirect = True
         member = ctx.members.get(probe.target)
         if member is None or member.status not in REACHABLE:
@@ -246,7 +246,7 @@ class Swim(FailureDetector):
                 ctx.send(body.target, "ping", Ping(self.seq, body.target))
             else:
                 ctx.send_to_address(body.target_addr, "ping", Ping(self.seq, body.target))
-            ctx.schedule(self.concern, f"relay:{self.seq}", body.timeout_ms / 1000)
+            ctx.schedule(self.concern, "relay", body.timeout_ms / 1000, self.seq)
         elif env.type == "ping_ack":
             relay = self.relays.pop(body.seq, None)
             if relay is not None:
@@ -301,7 +301,7 @@ class Swim(FailureDetector):
             k, max_s = 0, min_s
         suspicion = Suspicion(member_id, inc, suspector or "?", k=k, min_s=min_s, max_s=max_s, start=ctx.now)
         self.suspicions[member_id] = suspicion
-        ctx.schedule(self.concern, f"suspicion:{member_id}", suspicion.deadline - ctx.now)
+        ctx.schedule(self.concern, "suspicion", suspicion.deadline - ctx.now, member_id)
 
     def _confirm(self, ctx: Context, claim: MemberUpdate) -> None:
         suspicion = self.suspicions.get(claim.id)
@@ -310,7 +310,7 @@ class Swim(FailureDetector):
         if suspicion.confirm(claim.by):
             ctx.count("swim.confirmations")
             ctx.gossip_claim(claim)  # let others count this independent suspicion too
-            ctx.schedule(self.concern, f"suspicion:{claim.id}", max(0.0, suspicion.deadline - ctx.now))
+            ctx.schedule(self.concern, "suspicion", max(0.0, suspicion.deadline - ctx.now), claim.id)
 
     def _on_suspicion_timeout(self, ctx: Context, member_id: str) -> None:
         suspicion = self.suspicions.get(member_id)
@@ -320,7 +320,7 @@ class Swim(FailureDetector):
             # Late by more than a probe timeout: we were not running, and a refutation may be
             # waiting unread. Read the inbox first (one more probe timeout), then decide.
             suspicion.start += ctx.now - suspicion.deadline + self.timeout
-            ctx.schedule(self.concern, f"suspicion:{member_id}", self.timeout)
+            ctx.schedule(self.concern, "suspicion", self.timeout, member_id)
             return
         del self.suspicions[member_id]
         member = ctx.members.get(member_id)

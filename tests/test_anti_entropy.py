@@ -63,7 +63,7 @@ def test_rumor_and_merkle_messages_survive_the_real_codec():
     sim.net.put("sim://n0", "hot", 1)
     assert sim.net.wait_for(lambda: converged(sim), timeout=10.0)
     b = sim.nodes["sim://n5"]
-    b.store.write("cold", "only-here", False, "n5", 1 << 40, 1 << 40)   # no rumor: only repair can move it
+    b.store.write("cold", "only-here", False, "n5", 1 << 40, b.replication.hlc.tick(sim.net.now))   # no rumor: only repair can move it
     assert sim.net.wait_for(lambda: converged(sim), timeout=60.0)
     nodes = list(sim.nodes.values())
     assert sum(n.stats["ae_repaired"] for n in nodes) > 0

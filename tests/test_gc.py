@@ -41,11 +41,11 @@ def test_tombstones_and_emptied_sets_are_purged_once_every_live_member_has_seen_
     assert all(n.store.versions(k) for n in net.nodes.values() for k in keys)   # tombstones exist first
     assert net.wait_for(lambda: all(not n.store.versions(k) for n in net.nodes.values() for k in keys), 10)
     assert agree(net)
-    stats = [n.gc.stats for n in net.nodes.values()]
+    stats = [n.replication.gc.stats for n in net.nodes.values()]
     assert all(s.get("gc_purged_stable") == 3 and not s.get("gc_purged_ttl") for s in stats)
     # a live member's silence blocks stability (next test); a late copy is ignored, not resurrected
-    stale = Entry("plain", 1, False, "n0", 1 << 20 | 1, 1, {"n0": 1 << 20 | 1})
-    assert a.apply_entry(stale) is False and a.stats["entries_purged"] == 1
+    stale = Entry("plain", 1, False, a.origin, 1 << 20 | 1, 1, {a.origin: 1 << 20 | 1})
+    assert a.replication.apply_entry(stale) is False and a.stats["entries_purged"] == 1
 
 
 def test_ttl_purges_without_confirmation_and_a_returning_replica_resurrects() -> None:
@@ -62,7 +62,7 @@ def test_ttl_purges_without_confirmation_and_a_returning_replica_resurrects() ->
     net.run_for(2.0)
     assert all(net.nodes[a].store.versions("k") for a in addrs[:3]), "purged before the TTL without n3's digest"
     assert net.wait_for(lambda: all(not net.nodes[a].store.versions("k") for a in addrs[:3]), 5)
-    assert all(net.nodes[a].gc.stats["gc_purged_ttl"] == 1 for a in addrs[:3])
+    assert all(net.nodes[a].replication.gc.stats["gc_purged_ttl"] == 1 for a in addrs[:3])
     assert net.nodes[addrs[3]].get("k").value == "old"     # n3 never saw the delete
     net.heal()
     assert net.wait_for(lambda: agree(net), 60)
@@ -98,12 +98,13 @@ def test_context_entries_of_departed_writers_are_compacted_once_stable() -> None
     assert net.wait_for(lambda: agree(net) and net.nodes[addrs[1]].get("k") is not None, 5)
     net.put(addrs[1], "k", "from n1")           # context now {n1, n2}
     assert net.wait_for(lambda: agree(net), 5)
-    assert set(net.nodes[addrs[0]].store.get("k").vv) == {"n1", "n2"}
+    origin = {i: net.nodes[addrs[i]].origin for i in range(3)}   # "n1/<life>": each node's dots
+    assert set(net.nodes[addrs[0]].store.get("k").vv) == {origin[1], origin[2]}
     net.leave(addrs[2])
     net.crash(addrs[2])
     n0 = net.nodes[addrs[0]]
-    assert net.wait_for(lambda: "n2" not in n0.members.reachable_ids() and "n1" in n0.peer_digests, 5)
+    assert net.wait_for(lambda: "n2" not in n0.members.reachable_ids() and "n1" in n0.replication.peer_digests, 5)
     net.run_for(1.0)                            # fresh digests from n1
     net.put(addrs[0], "k", "from n0")
-    assert set(n0.store.get("k").vv) == {"n0", "n1"} and n0.stats["context_compacted"] == 1
+    assert set(n0.store.get("k").vv) == {origin[0], origin[1]} and n0.stats["context_compacted"] == 1
     assert net.wait_for(lambda: agree(net), 5)

@@ -18,15 +18,17 @@ from tests._security_helpers import memory_node
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 ints = st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1)
+counts = st.integers(min_value=0, max_value=2 ** 63 - 1)       # what the wire accepts for clocks, incarnations
+counters = st.integers(min_value=1, max_value=2 ** 63 - 1)     # ... and for dot counters
 json_values = st.recursive(
     st.none() | st.booleans() | ints | st.floats(allow_nan=False, allow_infinity=False) | ids,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(ids, children, max_size=4),
     max_leaves=12)
-entries = st.builds(Entry, ids, json_values, st.booleans(), ids, ints, ints, st.dictionaries(ids, ints, max_size=3),
-                    st.text(max_size=8))
-claims = st.builds(MemberUpdate, ids, ids, ints, st.sampled_from(["alive", "suspect", "dead", "left"]), ints,
+entries = st.builds(Entry, ids, json_values, st.booleans(), ids, counters, counts,
+                    st.dictionaries(ids, counters, max_size=3), st.text(max_size=8))
+claims = st.builds(MemberUpdate, ids, ids, counts, st.sampled_from(["alive", "suspect", "dead", "left"]), counts,
                    st.dictionaries(ids, ids, max_size=3), ids, st.text(max_size=8))
-digests = st.dictionaries(ids, ints, max_size=4)
+digests = st.dictionaries(ids, counts, max_size=4)
 bodies = st.one_of(
     st.just(("join", Join())), st.just(("leave", Leave())),
     st.builds(lambda m: ("join_ack", JoinAck(m)), st.lists(claims, max_size=3)),
@@ -36,7 +38,7 @@ bodies = st.one_of(
 )
 envelopes = st.builds(lambda b, src, addr, inc, m, r, s: Envelope(type=b[0], src=src, addr=addr, inc=inc, body=b[1],
                                                                   members=m, rumors=r, sum=s),
-                      bodies, ids, ids, ints, st.lists(claims, max_size=3), st.lists(entries, max_size=3), ids)
+                      bodies, ids, ids, counts, st.lists(claims, max_size=3), st.lists(entries, max_size=3), ids)
 
 KEYS = {n: KeyPair.generate() for n in ("n1", "n2")}
 

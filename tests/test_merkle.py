@@ -11,7 +11,7 @@ from gossipmq.core.strategies import NoOptions
 
 from .sim_helpers import simulation
 
-LWW = LastWriterWins(NoOptions()).resolve
+LWW = LastWriterWins(NoOptions())
 
 
 def filled(n: int, origin: str = "w") -> tuple[Store, list[Entry]]:
@@ -77,12 +77,12 @@ def _two_nodes_with(n_keys: int, d: int):
     sim = simulation({"strategy": "rumor", "interval_ms": 1000}, anti_entropy={"interval_ms": 1000},
                      nodes=2, rounds=1, seed=1)
     a, b = sim.nodes["sim://n0"], sim.nodes["sim://n1"]
-    entries = [a.store.write(f"key-{i}", i, False, "w", i + 1, (i + 1) << 16) for i in range(n_keys)]
+    entries = [a.store.write(f"key-{i}", i, False, "w", i + 1, i + 1) for i in range(n_keys)]
     for entry in entries:
         b.store.apply(entry)
     for j in range(d):
-        b.store.write(f"key-{j * 7919 % n_keys}", "new", False, "n1", 10**6 + j, (10**6 + j) << 16)
-    b.strategies["anti_entropy"].on_timer = lambda ctx, name: None   # one exchange, started by a
+        b.store.write(f"key-{j * 7919 % n_keys}", "new", False, "n1", 10**6 + j, 10**6 + j)   # newer by HLC
+    b.strategies["anti_entropy"].on_timer = lambda ctx, timer: None   # one exchange, started by a
     return sim, a, b
 
 

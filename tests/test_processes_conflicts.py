@@ -95,9 +95,10 @@ def check(c: ProcessCluster, acks: Acks, removed: set[str], kept: set[str]) -> l
         else:
             ctx = final["causal_context"]
             present = {(v["origin"], v["counter"]) for v in final["values"]}
-            acked = {(a["origin"], a["counter"]) for a in acks.puts[key]}
+            replica = {(a["origin"], a["counter"]): a["replica"] for a in acks.puts[key]}
+            acked = set(replica)
             for dot in acked:   # present, or dominated by a causally later write that saw it
-                if dot not in present and ctx.get(dot[0], 0) < dot[1]:
+                if dot not in present and ctx.get(replica[dot], 0) < dot[1]:
                     problems.append(f"{key}: acknowledged {dot} neither present nor dominated")
             if not present <= acked:
                 problems.append(f"{key}: siblings {present - acked} were never acknowledged")

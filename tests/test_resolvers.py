@@ -10,8 +10,7 @@ import pytest
 from gossipmq.core.config import load_config
 from gossipmq.core.errors import ConfigError
 from gossipmq.core.messages import Entry
-from gossipmq.core.resolution import Op, decode_context, encode_context
-from gossipmq.transports import kv_control
+from gossipmq.core.resolution import Op, context_of, decode_context, encode_context
 from gossipmq.transports.memory import checksums
 from tests.helpers import memory_cluster, registry
 
@@ -85,7 +84,7 @@ def test_siblings_beyond_max_siblings_are_resolved_by_lww_and_counted() -> None:
     c.heal()
     read = c.read("mv/k")
     assert len(read.value) == 3 and read.value == ["v4", "v3", "v2"]   # newest HLCs win
-    assert sum(c.node(i).router.stats().get("siblings_overflow", 0) for i in range(5)) > 0
+    assert sum(c.node(i).router.totals().get("siblings_overflow", 0) for i in range(5)) > 0
     c.do(0, "mv/k", "put", "x")       # a write keeps the bound too: its state holds 1 sibling
     c.heal()
     assert c.read("mv/k").value == ["x"]
@@ -153,20 +152,20 @@ def test_registers_and_maps() -> None:
 
 def test_verbs_a_resolver_does_not_know_are_refused_without_using_a_dot() -> None:
     c = Cluster()
-    before = c.node(0).counter
+    before = c.node(0).replication.counter
     with pytest.raises(ValueError, match="sadd is not possible on a lww key"):
         c.do(0, "plain", "sadd", "x")
     with pytest.raises(ValueError, match="incr is not possible on a crdt:orset key"):
         c.do(0, "s/k", "incr", 1)
-    assert c.node(0).counter == before
+    assert c.node(0).replication.counter == before
 
 
 def test_mismatched_or_malformed_entries_are_dropped_and_counted() -> None:
     c = Cluster()
     n = c.node(0)
-    assert n.apply_entry(Entry("s/k", "not a set", False, "zz", 1, 1, {"zz": 1}, kind="crdt:orset")) is False
-    assert n.apply_entry(Entry("s/k", {"e": {}}, False, "zz", 2, 1, {"zz": 2}, kind="mv")) is False
-    assert n.apply_entry(Entry("plain", 1, False, "zz", 3, 1, {"zz": 3}, kind="crdt:gcounter")) is False
+    assert n.replication.apply_entry(Entry("s/k", "not a set", False, "zz", 1, 1, {"zz": 1}, kind="crdt:orset")) is False
+    assert n.replication.apply_entry(Entry("s/k", {"e": {}}, False, "zz", 2, 1, {"zz": 2}, kind="mv")) is False
+    assert n.replication.apply_entry(Entry("plain", 1, False, "zz", 3, 1, {"zz": 3}, kind="crdt:gcounter")) is False
     assert n.stats["dropped.bad_entry"] == 3 and not n.store.versions("s/k")
 
 
@@ -176,17 +175,17 @@ def test_get_verbose_shows_values_origins_and_causal_context() -> None:
     c.do(0, "mv/k", "put", "a")
     c.do(1, "mv/k", "put", "b")
     c.heal()
-    out, _ = kv_control.handle(c.node(2), {"cmd": "get", "key": "mv/k", "verbose": True}, c.net.now)
+    out = c.node(2).read("mv/k").as_dict(verbose=True)
     assert out["kind"] == "mv" and sorted(out["value"]) == ["a", "b"]
     assert {(v["value"], v["origin"]) for v in out["values"]} == {("a", "n0"), ("b", "n1")}
-    assert set(out["causal_context"]) == {"n0", "n1"} and decode_context(out["context"]) == out["causal_context"]
-    assert len(out["versions"]) == 2 and all("vv" in v for v in out["versions"])
-    res, _ = kv_control.handle(c.node(2), {"cmd": "put", "key": "mv/k", "value": "c", "context": out["context"]},
-                               c.net.now)
-    assert res["origin"] == "n2"
-    assert kv_control.handle(c.node(2), {"cmd": "get", "key": "mv/k"}, c.net.now)[0]["value"] == ["c"]
+    assert set(out["causal_context"]) == {c.node(0).origin, c.node(1).origin}     # replica lives
+    assert decode_context(out["context"]) == out["causal_context"]
+    assert len(out["versions"]) == 2 and all("vv" in v and "replica" in v for v in out["versions"])
+    entry = c.do(2, "mv/k", "put", "c", context=context_of(out["context"]))
+    assert c.node(2).origin_node(entry.origin) == "n2"
+    assert c.node(2).read("mv/k").as_dict()["value"] == ["c"]
     with pytest.raises(ValueError, match="not a causal context token"):
-        kv_control.handle(c.node(2), {"cmd": "put", "key": "mv/k", "value": "c", "context": "!!"}, c.net.now)
+        context_of("!!")
     assert decode_context(encode_context({"a": 1})) == {"a": 1}
 
 

@@ -65,7 +65,7 @@ def test_hot_rumors_ride_on_every_other_outgoing_message():
     sim = simulation(_rumor(), nodes=3, rounds=1)
     node = sim.nodes["sim://n0"]
     entry, _ = node.put(0.0, "k", "v")
-    node.start_sync("n1", "push-pull")           # any non-rumor message
+    node.replication.start_sync("n1", "push-pull")           # any non-rumor message
     sends = [e for e in node._drain() if isinstance(e, Send)]
     assert sends and sends[0].envelope.type == "syn" and sends[0].envelope.rumors == [entry]
 

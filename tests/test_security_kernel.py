@@ -45,7 +45,7 @@ def test_signed_cluster_converges_without_drops(keys):
     for node in net.nodes.values():
         assert node.stats["dropped"] == 0, dict(node.stats)
         entry = node.get("k")
-        assert entry.origin == "n2" and entry.sig      # relays kept the origin's signature
+        assert node.origin_node(entry.origin) == "n2" and entry.sig   # relays kept the origin's signature
         assert node.tags[KEY_TAG] == keys[node.node_id].identity
 
 

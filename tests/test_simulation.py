@@ -65,7 +65,7 @@ def test_propagation_lag_is_reported_in_status_and_round_events():
     sim.run()
     informed = [n for n in sim.nodes.values() if n.get("sim/update-0") is not None]
     assert len(informed) == 50
-    status = [n.lag.summary(sim.net.now) for n in informed if n.lag.summary(sim.net.now)["lag_samples"]]
+    status = [n.replication.lag.summary(sim.net.now) for n in informed if n.replication.lag.summary(sim.net.now)["lag_samples"]]
     assert len(status) == 49                        # everyone but the origin
     assert all(s["lag_p50_ms"] >= 1000 for s in status)   # at least one 1 s round
     assert max(s["lag_p99_ms"] for s in status) <= 10_000

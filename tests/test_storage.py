@@ -40,7 +40,8 @@ def test_restart_restores_versions_watermarks_counter_and_slot(tmp_path: Path) -
     first.store.apply(node("n2", 5).put(1.3, "remote", "x")[0])   # a replicated version
     first.delete(1.4, "k")
     assert storage.flush(first) > 0
-    before = (first.store.checksum(), dict(first.store.watermarks), first.counter, first.life)
+    before = (first.store.checksum(), dict(first.store.watermarks), first.replication.counter,
+              first.replication.life)
     storage.close()                                                   # the process dies here
 
     second = node(inc=900)                                            # wall clock went back, even
@@ -48,18 +49,20 @@ def test_restart_restores_versions_watermarks_counter_and_slot(tmp_path: Path) -
     assert storage2 is not None
     assert second.store.checksum() == before[0]
     assert second.store.watermarks == before[1]
-    assert second.counter >= before[2] and second.life == before[3] == 1000
+    assert second.replication.counter >= before[2] and second.replication.life == before[3] == 1000
+    assert second.origin == first.origin                             # a durable replica keeps its origin
     assert second.inc > 1000                                          # outranks the previous life
     assert second.read("c/hits").value == 5 and second.read("k").deleted and second.read("mv/m").value == ["a"]
     entry, _ = second.mutate(2.0, "c/hits", Op("incr", 2))            # same counter slot, no new one
     assert entry.counter > before[2] and second.read("c/hits").value == 7
-    assert list(entry.value["p"]) == ["n1/1000"]
+    assert list(entry.value["p"]) == [first.origin]
     storage2.flush(second)
     storage2.close()
 
 
 def test_a_life_without_durable_storage_starts_above_every_previous_counter() -> None:
-    assert node(inc=2000).counter == 2000 << COUNTER_SHIFT
+    assert node(inc=2000).replication.counter == 2000 << COUNTER_SHIFT
+    assert node(inc=2000).origin != node(inc=3000).origin       # and writes under an origin of its own
 
 
 @pytest.mark.parametrize("content, message", [

@@ -10,7 +10,7 @@ from gossipmq.core.store import Store
 from gossipmq.plugins.conflict_resolution import LastWriterWins
 from gossipmq.core.strategies import NoOptions
 
-lww = LastWriterWins(NoOptions()).resolve
+lww = LastWriterWins(NoOptions())
 
 
 def sync(a: Store, b: Store, budget: int = 1 << 20) -> int:

@@ -9,6 +9,7 @@ import pytest
 from gossipmq.core.codec import encode_envelope
 from gossipmq.core.messages import Envelope, MemberUpdate
 from gossipmq.core.node import Node
+from gossipmq.core.timers import Timer
 from gossipmq.plugins.swim import PingAck
 
 from .helpers import registry
@@ -174,7 +175,7 @@ def test_timers_that_fire_late_do_not_accuse_anyone(late_s: float, accuses: bool
     probe = node.failure_detector.probe
     assert probe is not None
     probe.acked = False  # as if the ack were still queued, unread
-    effects = node.handle_timer(probe.deadline + late_s, "failure_detection:probe_deadline")
+    effects = node.handle_timer(probe.deadline + late_s, Timer("failure_detection", "probe_deadline"))
     suspected = [e for e in effects if getattr(e, "reason", None) == "suspected"]
     assert bool(suspected) is accuses
     assert node.stats["swim.late_probes"] == (0 if accuses else 1)

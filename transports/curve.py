@@ -29,6 +29,7 @@ import zmq.auth.asyncio
 
 from gossipmq.core.errors import ConfigError
 from gossipmq.core.signing import KeyPair, curve_public_of, split_seed
+from gossipmq.core.timers import Timer
 from gossipmq.plugins.security import CurveOptions, CurveSecurity, Trust, TrustedKey
 
 if TYPE_CHECKING:
@@ -298,8 +299,8 @@ class CurveTransport:
             return True
         node = self._node()
         if node is not None:
-            node.count("dropped")
-            node.count("dropped.auth_refused")
+            node.stats["dropped"] += 1
+            node.stats["dropped.auth_refused"] += 1
         self._refusals += 1
         if curve not in self._refused and len(self._refused) < 100:   # once per key, for the first 100 keys
             self._refused.add(curve)
@@ -412,7 +413,7 @@ class CurveTransport:
             runtime.close_peer(address)
         self._dealer_keys.clear()
         await runtime.rebind_inbox()
-        runtime.apply(runtime.node.handle_timer(time.time(), "security:announce"))
+        runtime.apply(runtime.node.handle_timer(time.time(), Timer("security", "announce")))
         log.info("rotated identity key %s -> %s", old.identity if old else None, keypair.identity)
         return {"old": old.identity if old else None, "new": keypair.identity}
 

@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import pluggy
+
 from gossipmq.core.codec import decode_frames, encode_envelope
 from gossipmq.core.config import Config
 from gossipmq.core.effects import Effect, Schedule, Send
@@ -17,6 +19,8 @@ from gossipmq.core.errors import RemoteProtocolError
 from gossipmq.core.messages import Envelope, MemberUpdate
 from gossipmq.core.node import Node
 from gossipmq.core.registry import StrategyRegistry
+
+from .observers import Observers
 
 
 def make_nodes(config: Config, registry: StrategyRegistry, n: int, *, seed: int = 0, scheme: str = "mem",
@@ -41,7 +45,9 @@ class MemoryNetwork:
     """Drives Nodes by virtual time. `latency` is a (min, max) range in seconds."""
 
     def __init__(self, *, seed: int = 0, latency: tuple[float, float] = (0.001, 0.005),
-                 loss: float = 0.0, encode: bool = False) -> None:
+                 loss: float = 0.0, encode: bool = False, pm: pluggy.PluginManager | None = None) -> None:
+        """`pm`: a plugin manager whose event hooks see every node's events, exactly as under
+        the ZeroMQ runtime (transports/observers.py)."""
         self.rng = random.Random(seed)
         self.latency = latency
         self.loss = loss
@@ -52,6 +58,8 @@ class MemoryNetwork:
         self.on_send: Callable[[str, Send], None] | None = None
         #: when set, events go to this callback instead of piling up in `events` (simulator)
         self.on_event: Callable[[str, Effect], None] | None = None
+        self.pm = pm
+        self.observers: dict[str, Observers] = {}
         self._heap: list[tuple[float, int, str, str, Any]] = []
         self._seq = 0
         self._timer_at: dict[tuple[str, str], float] = {}
@@ -63,6 +71,8 @@ class MemoryNetwork:
     # -- cluster management ---------------------------------------------------------------
     def add(self, node: Node) -> Node:
         self.nodes[node.address] = node
+        if self.pm is not None:
+            self.observers[node.address] = Observers(node, self.pm)
         self._apply(node.address, node.start(self.now))
         return node
 
@@ -97,7 +107,7 @@ class MemoryNetwork:
         """Deliver raw frames as a hostile peer would (decode errors are counted)."""
         node = self.nodes[address]
         try:
-            env = decode_frames(frames, node.bodies, node.gossip.max_frame_bytes)
+            env = decode_frames(frames, node.bodies, node.gossip.max_frame_bytes, limits=node.limits)
         except RemoteProtocolError as exc:
             self._apply(address, node.record_drop(self.now, exc.cause, exc.detail))
             return
@@ -140,10 +150,14 @@ class MemoryNetwork:
             elif isinstance(effect, Schedule):
                 self._timer_at[(address, effect.timer)] = effect.at
                 self._push(effect.at, "timer", address, effect.timer)
-            elif self.on_event is not None:
-                self.on_event(address, effect)
             else:
-                self.events[address].append(effect)
+                observers = self.observers.get(address)
+                if observers is not None:
+                    observers.dispatch(effect)
+                if self.on_event is not None:
+                    self.on_event(address, effect)
+                else:
+                    self.events[address].append(effect)
 
     def _send(self, src: str, send: Send) -> None:
         if self.on_send is not None:

@@ -16,7 +16,8 @@ What makes 10,000 nodes cheap:
   the synchronous model. With a fixed latency (the default) every request of a round arrives
   before any reply, so nothing travels two hops in one round - exactly the model's rounds. A
   latency range makes rounds overlap, like a real cluster.
-* Byte counts use msgspec's JSON encoder on the envelope (the same JSON the wire carries).
+* Byte counts are the codec's own (`encoded_size`: the bytes the wire carries). The mode,
+  fanout and interval come from the dissemination strategy itself (`round_shape`).
 """
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ from typing import Any
 
 import msgspec
 
-from gossipmq.core.codec import HEADER
+from gossipmq.core.codec import encoded_size
 from gossipmq.core.config import Config, StrategyChoice
 from gossipmq.core.effects import Effect, KeyChanged, Send
 from gossipmq.core.membership import REACHABLE, Member, MemberTable
-from gossipmq.core.messages import MemberUpdate
+from gossipmq.core.messages import Entry, MemberUpdate, body_lists
 from gossipmq.core.node import Node
 from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.strategies import NoOptions
@@ -40,7 +41,6 @@ from gossipmq.core.strategies import NoOptions
 from .epidemic import informed_curve
 from .memory import MemoryNetwork
 
-MODES = {"push": "push", "pull": "pull", "hybrid": "push-pull", "rumor": "rumor"}
 CONTACT_TYPES = frozenset({"syn", "rumor"})   # messages that open a gossip exchange
 
 
@@ -209,14 +209,6 @@ class Simulation:
         self.config = config
         self.scenario = scenario
         self.rng = random.Random(scenario.seed)
-        choice = config.strategies["dissemination"]
-        self.mode = MODES.get(choice.name, choice.name)
-        self.interval = getattr(choice.options, "interval_ms", 1000) / 1000
-        fanout = getattr(choice.options, "fanout", 1)
-        if fanout == "auto":
-            from gossipmq.plugins.dissemination import resolve_fanout
-            fanout = resolve_fanout("auto", getattr(choice.options, "fanout_c", 1), scenario.nodes)
-        self.fanout = int(fanout)
         strategies = dict(config.strategies)
         strategies["failure_detection"] = StrategyChoice("failure_detection", "static", NoOptions())
         lo, hi = scenario.latency_ms
@@ -225,15 +217,21 @@ class Simulation:
         self.net.on_event = self._on_event
         self.table = MemberTable()
         self.addresses = [f"sim://n{i}" for i in range(scenario.nodes)]
-        base = replace(config, strategies=strategies, gossip=msgspec.structs.replace(config.gossip, rng_seed=None),
-                       node=msgspec.structs.replace(config.node, seeds=[]))
+        # no per-node RNG seed, no seeds, no O(n) convergence checks: the simulator watches itself
+        gossip = msgspec.structs.replace(config.gossip, rng_seed=None, convergence_check_ms=0)
+        base = replace(config, strategies=strategies, gossip=gossip, node=msgspec.structs.replace(config.node, seeds=[]))
         nodes = []
         for i, address in enumerate(self.addresses):
             node = Node.from_config(base.with_node(id=f"n{i}", advertise=address), registry, incarnation=1,
-                                    rng_seed=scenario.seed * 1_000_003 + i, aligned_rounds=True)
+                                    rng_seed=scenario.seed * 1_000_003 + i, aligned_rounds=True,
+                                    members=MemberView(self.table, f"n{i}"))
             self.table.apply(MemberUpdate(node.node_id, address, node.inc, "alive"), 0.0)
-            node.members = MemberView(self.table, node.node_id)  # type: ignore[assignment]
             nodes.append(node)
+        shape = nodes[0].dissemination.round_shape(scenario.nodes)
+        if shape is None:
+            raise ValueError(f"dissemination {config.strategies['dissemination'].name!r} is not round-based: "
+                             f"the simulator compares rounds against theory")
+        self.mode, self.fanout, self.interval = shape.mode, shape.fanout, shape.interval
         for node in nodes:
             self.net.add(node)
         self.tracked: dict[str, int] = {}          # key -> update index
@@ -248,17 +246,16 @@ class Simulation:
         stats = self._round
         stats["messages"] += 1
         if self.scenario.count_bytes:
-            stats["bytes"] += len(HEADER) + len(msgspec.json.encode(env))
+            stats["bytes"] += encoded_size(env)
         if env.type in CONTACT_TYPES:
             stats["contacts"] += 1
         tracked = self.tracked
         for entry in env.rumors:
             if entry.key in tracked:
                 stats["copies"] += 1
-        entries = getattr(env.body, "entries", None)
-        if entries:
-            for entry in entries:
-                if entry.key in tracked:
+        for _, items in body_lists(env.body):
+            for entry in items:
+                if isinstance(entry, Entry) and entry.key in tracked:
                     stats["copies"] += 1
 
     def _on_event(self, address: str, event: Effect) -> None:
@@ -332,60 +329,3 @@ class Simulation:
         return self.net.nodes
 
 
-# ---- output -------------------------------------------------------------------------------
-def write_outputs(result: SimResult, out_dir: str, plot: bool = True) -> list[str]:
-    """rounds.csv, summary.json and (with matplotlib) informed.png in `out_dir`."""
-    import csv
-    import json
-    import os
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
-    path = os.path.join(out_dir, "rounds.csv")
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(result.rows[0]) if result.rows else ["round"])
-        writer.writeheader()
-        writer.writerows(result.rows)
-    written.append(path)
-    path = os.path.join(out_dir, "summary.json")
-    with open(path, "w") as fh:
-        json.dump({"summary": result.summary(), "rounds": result.rows}, fh, indent=2)
-    written.append(path)
-    if plot:
-        png = plot_informed(result, os.path.join(out_dir, "informed.png"))
-        if png:
-            written.append(png)
-    return written
-
-
-def plot_informed(result: SimResult, path: str) -> str | None:
-    """Informed fraction per round beside the mean-field curve; None without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rounds = [0] + [r["round"] for r in result.rows]
-    sc = result.scenario
-    informed = [1 / result.live] + [r["informed"] for r in result.rows]
-    theory = informed_curve(result.mode, sc.nodes, result.fanout, sc.rounds, live=result.live, loss=sc.loss)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.plot(rounds, informed, marker="o", markersize=3, label=f"simulated ({result.mode}, fanout {result.fanout})")
-    ax.plot(range(len(theory)), theory, linestyle="--", label="mean-field theory")
-    ax.set_xlabel("round")
-    ax.set_ylabel("informed fraction of live nodes")
-    extras = []
-    if sc.loss:
-        extras.append(f"loss {sc.loss:g}")
-    if sc.crash:
-        extras.append(f"crashed {sc.crash:g}")
-    if sc.partition:
-        extras.append(f"partition {sc.partition.groups}@{sc.partition.start}..{sc.partition.end or ''}")
-    ax.set_title(f"n = {sc.nodes}, seed {sc.seed}" + (", " + ", ".join(extras) if extras else ""))
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -15,6 +15,7 @@ the node never silently starts over.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from gossipmq.core.node import Node
 
 APPLICATION_ID = 0x474D5131   # "GMQ1": marks a file as a gossipmq replica
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2            # 2: dot origins name the replica's life ("id/life")
+log = logging.getLogger("gossipmq.storage")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Entry).decode
 
@@ -139,7 +141,8 @@ class SqliteStorage:
         counter, HLC, incarnation and life. Returns the number of rows written (0: no commit)."""
         store = node.store
         journal, marks = store.journal or [], store.moved_marks
-        meta = {"counter": node.counter, "hlc": node.hlc.last, "incarnation": node.inc, "life": node.life}
+        repl = node.replication
+        meta = {"counter": repl.counter, "hlc": repl.hlc.last, "incarnation": node.inc, "life": repl.life}
         if not journal and not marks and meta == getattr(self, "_meta", None):
             return 0
         final: dict[tuple[str, int], tuple[bool, Entry]] = {}
@@ -182,8 +185,10 @@ def attach(node: Node, section: StorageSection) -> SqliteStorage | None:
     if snap.incarnation:
         # SWIM: a new life must outrank what the cluster remembers of the old one
         node.inc = max(node.inc, snap.incarnation + 1)
-    node.restore(snap.entries, snap.watermarks, counter=snap.counter, hlc=snap.hlc,
-                 life=snap.life or node.life)
+    problems = node.replication.restore(snap.entries, snap.watermarks, counter=snap.counter, hlc=snap.hlc,
+                                        life=snap.life or node.replication.life)
+    for problem in problems:   # written by an older, laxer version: peers would refuse it too
+        log.warning("%s: left out a stored version: %s", path, problem)
     node.store.journal = []
     storage.flush(node)   # record the new incarnation at once
     return storage

@@ -136,7 +136,6 @@ class ZmqRuntime:
         self._supervise("receive", self._receive_loop())
         if self.control is not None:
             self._supervise("control", self.control.serve())
-        self._supervise("convergence", self._convergence_loop())
         if self.storage is not None:
             self._supervise("flush", self._flush_loop())
         self.log.info("node %s listening on %s (advertised %s, incarnation %d)", self.node.node_id, self.bind,
@@ -160,7 +159,7 @@ class ZmqRuntime:
         node.rng.shuffle(peers)
         waits = []
         for member_id in peers[:HANDOFF_PEERS]:
-            entries = node.own_entries_missing(member_id, node.gossip.max_message_bytes)
+            entries = node.replication.own_entries_missing(member_id, node.gossip.max_message_bytes)
             if entries:
                 waits.append(self._replicate(entries, [member_id], 1)[0])
         if not waits:
@@ -479,7 +478,7 @@ class ZmqRuntime:
         entry, effects = node.mutate(time.time(), key, op)
         self.queue(effects)
         result: dict[str, Any] = {"key": key, "origin": node.origin_node(entry.origin), "counter": entry.counter,
-                                  "hlc": entry.hlc, "deleted": entry.deleted}
+                                  "hlc": entry.hlc, "deleted": entry.deleted, "replica": entry.origin}
         if op.verb == "put":
             result["value"] = op.value
         elif op.verb != "delete":
@@ -587,11 +586,6 @@ class ZmqRuntime:
         while True:
             await asyncio.sleep(interval)
             self.commit()
-
-    async def _convergence_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            self.node.check_convergence(time.time())
 
     # -- observing ---------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -120,6 +120,9 @@ def run(
         fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug: the log keeps the traceback, the user gets one line
+        logging.getLogger("gossipmq").exception("node %s crashed", agent.node_id)
+        fail(f"node {agent.node_id} crashed: {exc!r} (traceback in the log above)", code=1)
 
 
 # ---- client commands --------------------------------------------------------------------------

@@ -31,8 +31,8 @@ def simulate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from gossipmq.transports.simulator import (Scenario, Simulation, parse_latency, parse_partition,
-                                               write_outputs)
+    from gossipmq.transports.sim_report import write_outputs
+    from gossipmq.transports.simulator import Scenario, Simulation, parse_latency, parse_partition
 
     _, registry, cfg = load(config)
     try:
@@ -48,12 +48,17 @@ def simulate(
     with Progress(TextColumn("[bold]simulate"), BarColumn(), MofNCompleteColumn(), TextColumn("rounds"),
                   TimeElapsedColumn(), console=console, transient=True, disable=json) as progress:
         task = progress.add_task("build", total=rounds)
-        sim = Simulation(cfg, registry, scenario)
+        try:
+            sim = Simulation(cfg, registry, scenario)
+        except ValueError as exc:
+            fail(str(exc))
         result = sim.run(progress=lambda r: progress.update(task, completed=r))
-    written = write_outputs(result, str(out)) if out is not None else []
+    written, notes = write_outputs(result, str(out)) if out is not None else ([], [])
+    for note in notes:
+        console.print(f"note: {note}")
     summary = result.summary()
     if json:
-        typer.echo(orjson.dumps({**summary, "files": written}).decode())
+        typer.echo(orjson.dumps({**summary, "files": written, "notes": notes}).decode())
         return
     table = Table("round", "informed", "theory", "copies/node", "contacts/node", "messages", "bytes")
     for row in result.rows:

@@ -1,0 +1,571 @@
+"""HyParView membership overlay (Leitão, Pereira, Rodrigues, DSN 2007), sans-I/O.
+
+Each node keeps two partial views of the cluster:
+
+* a small, *symmetric* active view (default 5 = log10(n) + 1 for n = 10,000): the
+  neighbours it holds connections to and broadcasts over. Symmetric: q is in p's active view
+  iff p is in q's, so the overlay is an undirected graph of bounded degree;
+* a larger passive view (default 30 = 6 x 5): addresses of live-looking nodes, no
+  connection, refreshed by periodic shuffles; the reserve a failed neighbour is replaced from.
+
+The active view is maintained *reactively*: when a neighbour fails (the caller reports it,
+from a failure detector or a transport error) a random passive node is asked to become a
+neighbour, with high priority (it must accept) when our active view is empty, low priority
+(accepted only into a free slot) otherwise. The passive view is maintained *cyclically*:
+every shuffle period a node sends its own id, `shuffle_ka` active and `shuffle_kp` passive
+ids on a random walk of `shuffle_ttl` hops; the node where the walk ends answers with as
+many of its passive ids, and both merge what they got (evicting first what they sent).
+
+Joining: the joiner sends JOIN to any contact, which adds it and sends FORWARD_JOIN to its
+other neighbours; each starts a random walk of ARWL hops (default 6). The node where a
+walk ends (TTL 0, or a dead end) adds the joiner to its active view; the node at TTL = PRWL
+(default 3) adds it to its passive view. So a joiner gets up to `active_size` neighbours
+spread over the graph, not clustered around its contact.
+
+What this adds to the paper, and why:
+
+* The paper leans on TCP for link state. Here adding a neighbour is a message (an accepted
+  NEIGHBOR_REPLY, also sent unsolicited to a joiner) and removal is DISCONNECT, and messages
+  may cross: a node can accept a link the peer has just dropped. Each side therefore counts
+  the DISCONNECTs it sent to and processed from each peer, and every accepting reply carries
+  both counts; a reply that predates a DISCONNECT one side has not yet seen is stale and
+  ignored (its sender will process that DISCONNECT and drop the link too). DISCONNECTs carry
+  their sequence number, so an old or duplicated one is ignored. Counters are per *epoch*
+  (the caller passes its incarnation), so a restarted node is not judged by its previous
+  life's counters. With per-pair FIFO delivery this keeps the active views symmetric.
+* A SHUFFLE arriving from a node not in our active view shows it believes in a link we do not
+  have (a duplicate message, a forgotten counter, a false failure suspicion); we answer with a
+  DISCONNECT so it drops it. Shuffles flow every period, so any asymmetry is found.
+* Rejected and timed-out NEIGHBOR requests are not retried until the next shuffle period (the
+  paper retries another passive node at once, which never ends when all of them are full).
+* At a shuffle tick, a node with at most `escalate_at` neighbours sends one high-priority
+  request (the paper: only with none). When many nodes join through a few seeds at once, two
+  nodes can end up linked only to each other; their low-priority requests to full nodes would
+  be refused forever, and the overlay would stay partitioned.
+
+Cluster size. The view sizes are fixed by configuration, so nothing local measures n. On
+request (`start_size_probe`) a node sends a *random tour* (Massoulié, Le Merrer, Kermarrec,
+Ganesh, PODC 2006): a simple random walk over the active views that ends when it first
+returns to its origin, adding 1/d(v) at every node v it visits (d = active view size). With
+d0 the origin's degree, 1 + d0 * sum estimates n *without bias* on any connected undirected
+graph: the expected visits to v per excursion from the origin are d(v)/d0 (renewal-reward),
+so the expected sum is (n - 1)/d0. The price: a tour takes about n hops, and one tour's
+estimate varies by about n, so `size_estimate` averages the last `size_samples` tours
+(relative error about 1/sqrt(k) for k tours). It needs symmetric views, which is why they are
+kept symmetric, and views that do not change much during a tour.
+
+Inputs return lists of outputs: `Send` and the view events `NeighborUp` / `NeighborDown`.
+Time and randomness are arguments.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+
+class PeerRef(msgspec.Struct, frozen=True, array_like=True):
+    """A node as the overlay knows it: its id and the address to reach it at."""
+
+    id: str
+    addr: str
+
+
+# ---- wire messages (JSON objects, usable as envelope bodies) ------------------------------
+
+class Join(msgspec.Struct, frozen=True):
+    """Sender wants in; the receiver is its contact."""
+
+    epoch: int
+
+
+class ForwardJoin(msgspec.Struct, frozen=True):
+    """A join's random walk; `ttl` hops left."""
+
+    joiner: PeerRef
+    joiner_epoch: int
+    ttl: int
+
+
+class Neighbor(msgspec.Struct, frozen=True):
+    """Please make me your neighbour; `high` (our active view is empty) must be accepted."""
+
+    high: bool
+    epoch: int
+
+
+class NeighborReply(msgspec.Struct, frozen=True):
+    """Answer to NEIGHBOR; accepted also means "you are in my active view now", which is how a
+    joiner learns its contact and walk ends. `out`/`seen`: DISCONNECTs the sender sent to /
+    processed from the receiver (in epochs `epoch` / `to_epoch`), to spot stale replies."""
+
+    accepted: bool
+    epoch: int
+    to_epoch: int | None = None
+    out: int = 0
+    seen: int = 0
+
+
+class Disconnect(msgspec.Struct, frozen=True):
+    """You are no longer in my active view; `seq` counts our DISCONNECTs to you."""
+
+    epoch: int
+    to_epoch: int | None
+    seq: int
+
+
+class Shuffle(msgspec.Struct, frozen=True):
+    """Passive-view exchange on a random walk: `origin` and a sample of its views."""
+
+    origin: PeerRef
+    nodes: tuple[PeerRef, ...]
+    ttl: int
+
+
+class ShuffleReply(msgspec.Struct, frozen=True):
+    """From where a shuffle walk ended, to its origin: a sample of that node's passive view."""
+
+    nodes: tuple[PeerRef, ...]
+
+
+class SizeProbe(msgspec.Struct, frozen=True):
+    """A random tour for the size estimate: walks the active graph until back at `origin`,
+    summing 1 / (active view size) over the nodes it visits."""
+
+    origin: PeerRef
+    probe: int
+    total: float
+    hops: int
+
+
+Message = Join | ForwardJoin | Neighbor | NeighborReply | Disconnect | Shuffle | ShuffleReply | SizeProbe
+
+#: body type names for a future codec registry (as messages.KERNEL_BODIES)
+MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
+    "hv_join": Join, "hv_forward_join": ForwardJoin, "hv_neighbor": Neighbor,
+    "hv_neighbor_reply": NeighborReply, "hv_disconnect": Disconnect, "hv_shuffle": Shuffle,
+    "hv_shuffle_reply": ShuffleReply, "hv_size_probe": SizeProbe,
+}
+
+
+# ---- outputs ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    peer: PeerRef
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborUp:
+    peer: PeerRef
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborDown:
+    peer: PeerRef
+
+
+Output = Send | NeighborUp | NeighborDown
+
+
+@dataclass(frozen=True, slots=True)
+class HyParViewOptions:
+    """Defaults are the paper's experimental settings (n = 10,000, fanout 4)."""
+
+    #: active view size, log10(n) + c (paper: c = 1, so 5 for 10,000 nodes)
+    active_size: int = 5
+    #: passive view size, k (log10(n) + c) (paper: k = 6, so 30)
+    passive_size: int = 30
+    #: active random walk length: FORWARD_JOIN hops before the joiner is taken as a neighbour
+    arwl: int = 6
+    #: passive random walk length: the FORWARD_JOIN hop (TTL value) that files it as passive
+    prwl: int = 3
+    #: active / passive ids sent in a shuffle (paper: 3 and 4)
+    shuffle_ka: int = 3
+    shuffle_kp: int = 4
+    #: hops of a shuffle's random walk (paper: as ARWL)
+    shuffle_ttl: int = 6
+    #: at a shuffle tick, a node with at most this many neighbours makes one of its requests
+    #: high priority (the paper: only with none). A small group of nodes linked only to each
+    #: other (a boot storm through several seeds can leave one) can then break into the
+    #: overlay; without it their low-priority requests are refused forever. -1 disables.
+    escalate_at: int = 2
+    #: a NEIGHBOR request unanswered this long (seconds) counts as a failed node
+    neighbor_request_timeout: float = 5.0
+    #: a size probe (random tour) is dropped after this many hops; keep it well above 10 n,
+    #: since dropping the longest tours biases the estimate down
+    probe_max_hops: int = 1_000_000
+    #: tours averaged by `size_estimate`, and tours of ours in flight at most
+    size_samples: int = 32
+    max_probes: int = 4
+    #: per-peer DISCONNECT counters kept (least recently used forgotten first, never those of
+    #: current neighbours); a forgotten counter can only cost an asymmetry that a shuffle heals
+    max_link_records: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.active_size < 1 or self.passive_size < 1:
+            raise ValueError("view sizes must be positive")
+        if not 0 <= self.prwl <= self.arwl:
+            raise ValueError("need 0 <= prwl <= arwl")
+        if min(self.shuffle_ka, self.shuffle_kp, self.shuffle_ttl) < 0:
+            raise ValueError("shuffle parameters must be non-negative")
+
+    @classmethod
+    def for_cluster_size(cls, n: int, *, c: int = 1, k: int = 6) -> HyParViewOptions:
+        """Views sized as the paper does: active ceil(log10 n) + c, passive k times that."""
+        active = max(2, math.ceil(math.log10(max(2, n))) + c)
+        return cls(active_size=active, passive_size=k * active, escalate_at=active // 2)
+
+
+class _Link:
+    """What we know of one peer's link state: its epoch and the DISCONNECT counts."""
+
+    __slots__ = ("epoch", "out", "seen")
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None   # the peer's epoch these counters refer to
+        self.out = 0                    # DISCONNECTs we sent it
+        self.seen = 0                   # highest DISCONNECT seq we processed from it
+
+
+class HyParView:
+    """One node's views. Feed it messages, failures and the periodic shuffle tick."""
+
+    __slots__ = ("me", "options", "epoch", "_rng", "_active", "_passive", "_pending", "_tried",
+                 "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "stats")
+
+    def __init__(self, me: PeerRef, options: HyParViewOptions | None = None,
+                 rng: random.Random | None = None, *, epoch: int = 0) -> None:
+        self.me = me
+        self.options = options or HyParViewOptions()
+        self.epoch = epoch
+        self._rng = rng or random.Random(me.id)
+        self._active: dict[PeerRef, None] = {}      # dicts as ordered sets: deterministic by seed
+        self._passive: dict[PeerRef, None] = {}
+        self._pending: dict[PeerRef, tuple[float, bool]] = {}   # NEIGHBOR requests out -> (sent, high)
+        self._tried: set[PeerRef] = set()           # refused us this period
+        self._links: OrderedDict[PeerRef, _Link] = OrderedDict()
+        self._last_shuffle: tuple[PeerRef, ...] = ()
+        self._probes: OrderedDict[int, int] = OrderedDict()    # our tours in flight -> our degree
+        self._probe_seq = 0
+        self._estimates: deque[float] = deque(maxlen=max(1, self.options.size_samples))
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("stale_replies", "stale_disconnects", "heal_disconnects", "old_epoch"), 0)
+
+    # ---- views ----------------------------------------------------------------------
+
+    @property
+    def active(self) -> list[PeerRef]:
+        return list(self._active)
+
+    @property
+    def passive(self) -> list[PeerRef]:
+        return list(self._passive)
+
+    @property
+    def pending(self) -> list[PeerRef]:
+        return list(self._pending)
+
+    def is_neighbor(self, peer: PeerRef) -> bool:
+        return peer in self._active
+
+    @property
+    def size_estimate(self) -> float | None:
+        """Mean of the recent random-tour estimates of the cluster size; None before the first."""
+        return sum(self._estimates) / len(self._estimates) if self._estimates else None
+
+    # ---- inputs ---------------------------------------------------------------------
+
+    def join(self, contact: PeerRef) -> list[Output]:
+        """Ask `contact` to let us in (again, if the caller retries after a timeout)."""
+        if contact == self.me:
+            return []
+        return [Send(contact, Join(self.epoch))]
+
+    def add_passive(self, peers: Iterable[PeerRef]) -> None:
+        """Seed the passive view (e.g. with other configured seeds)."""
+        for peer in peers:
+            self._add_passive(peer)
+
+    def on_message(self, now: float, sender: PeerRef, msg: Message) -> list[Output]:
+        out: list[Output] = []
+        if sender == self.me:
+            return out
+        if isinstance(msg, Join):
+            self._on_join(sender, msg, out)
+        elif isinstance(msg, ForwardJoin):
+            self._on_forward_join(sender, msg, out)
+        elif isinstance(msg, Neighbor):
+            self._on_neighbor(sender, msg, out)
+        elif isinstance(msg, NeighborReply):
+            self._on_neighbor_reply(now, sender, msg, out)
+        elif isinstance(msg, Disconnect):
+            self._on_disconnect(now, sender, msg, out)
+        elif isinstance(msg, Shuffle):
+            self._on_shuffle(sender, msg, out)
+        elif isinstance(msg, ShuffleReply):
+            self._merge_passive((sender, *msg.nodes[: self.options.passive_size]), self._last_shuffle)
+        elif isinstance(msg, SizeProbe):
+            self._on_size_probe(msg, out)
+        return out
+
+    def neighbor_failed(self, now: float, peer: PeerRef) -> list[Output]:
+        """`peer` is unreachable (failure detector, transport error, refused connection):
+        drop it from both views and replace it from the passive view."""
+        out: list[Output] = []
+        if peer in self._active:
+            del self._active[peer]
+            out.append(NeighborDown(peer))
+            # In case it is alive after all (a false suspicion): tell it, so it drops us too.
+            # If it is dead the send fails, and the caller's second report is a no-op.
+            self._send_disconnect(peer, out)
+        self._passive.pop(peer, None)
+        self._pending.pop(peer, None)
+        self._fill(now, out)
+        return out
+
+    def on_shuffle_timer(self, now: float) -> list[Output]:
+        """The periodic tick: expire unanswered requests, top the active view up, shuffle."""
+        out: list[Output] = []
+        self._tried.clear()
+        for peer, (sent, _) in list(self._pending.items()):
+            if now - sent >= self.options.neighbor_request_timeout:
+                del self._pending[peer]
+                self._passive.pop(peer, None)      # no answer: considered failed (paper)
+        self._fill(now, out, escalate=len(self._active) <= self.options.escalate_at)
+        if self._active:
+            opts = self.options
+            active = list(self._active)
+            target = self._rng.choice(active)
+            sample = self._sample([p for p in active if p != target], opts.shuffle_ka)
+            sample += self._sample(list(self._passive), opts.shuffle_kp)
+            self._last_shuffle = tuple(sample)
+            out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl)))
+        return out
+
+    def start_size_probe(self) -> list[Output]:
+        """Send a random tour to refine `size_estimate` (costs about n messages, see above)."""
+        if not self._active:
+            return []
+        self._probe_seq += 1
+        self._probes[self._probe_seq] = len(self._active)
+        while len(self._probes) > max(1, self.options.max_probes):
+            self._probes.popitem(last=False)        # presumed lost
+        first = self._rng.choice(list(self._active))
+        return [Send(first, SizeProbe(self.me, self._probe_seq, 0.0, 1))]
+
+    def _on_size_probe(self, msg: SizeProbe, out: list[Output]) -> None:
+        if not (math.isfinite(msg.total) and msg.total >= 0.0 and msg.hops >= 1):
+            return
+        if msg.origin == self.me:
+            degree = self._probes.pop(msg.probe, None)
+            if degree is not None:
+                self._estimates.append(1.0 + degree * msg.total)
+            return
+        if not self._active or msg.hops >= self.options.probe_max_hops:
+            return
+        nxt = self._rng.choice(list(self._active))    # uniform, the sender included: a simple walk
+        out.append(Send(nxt, SizeProbe(msg.origin, msg.probe, msg.total + 1.0 / len(self._active), msg.hops + 1)))
+
+    # ---- join -----------------------------------------------------------------------
+
+    def _on_join(self, sender: PeerRef, msg: Join, out: list[Output]) -> None:
+        if not self._note_epoch(sender, msg.epoch, out):
+            return
+        if sender in self._active:          # a retried JOIN: confirm, do not walk again
+            self._send_accept(sender, out)
+            return
+        self._add_active(sender, out)
+        self._send_accept(sender, out)
+        for peer in self._active:
+            if peer != sender:
+                out.append(Send(peer, ForwardJoin(sender, msg.epoch, self.options.arwl)))
+
+    def _on_forward_join(self, sender: PeerRef, msg: ForwardJoin, out: list[Output]) -> None:
+        joiner = msg.joiner
+        if joiner == self.me or not self._note_epoch(joiner, msg.joiner_epoch, out):
+            return
+        ttl = min(msg.ttl, self.options.arwl)
+        if ttl > 0 and len(self._active) > 1:
+            if ttl == self.options.prwl:
+                self._add_passive(joiner)
+            candidates = [p for p in self._active if p != sender and p != joiner]
+            if candidates:
+                out.append(Send(self._rng.choice(candidates), ForwardJoin(joiner, msg.joiner_epoch, ttl - 1)))
+                return
+        # The walk ends here (TTL spent, or nowhere else to go): take the joiner.
+        if joiner not in self._active:
+            self._add_active(joiner, out)
+            self._send_accept(joiner, out)
+
+    # ---- neighbour requests ---------------------------------------------------------
+
+    def _on_neighbor(self, sender: PeerRef, msg: Neighbor, out: list[Output]) -> None:
+        if not self._note_epoch(sender, msg.epoch, out):
+            return
+        if sender not in self._active:
+            if not msg.high and len(self._active) >= self.options.active_size:
+                out.append(Send(sender, NeighborReply(False, self.epoch)))
+                return
+            self._add_active(sender, out)
+        self._send_accept(sender, out)
+
+    def _on_neighbor_reply(self, now: float, sender: PeerRef, msg: NeighborReply, out: list[Output]) -> None:
+        if not self._note_epoch(sender, msg.epoch, out):
+            return
+        was_pending = self._pending.pop(sender, None) is not None
+        if not msg.accepted:
+            self._tried.add(sender)         # stays passive, but not asked again this period
+            self._fill(now, out)
+            return
+        link = self._link(sender)
+        if msg.to_epoch != self.epoch or msg.seen < link.out or msg.out < link.seen:
+            # It accepted a link one of us has since dropped (a DISCONNECT is crossing it); its
+            # sender will process that DISCONNECT and drop the link as well.
+            self.stats["stale_replies"] += 1
+            if was_pending:
+                self._tried.add(sender)
+                self._fill(now, out)
+            return
+        link.seen = max(link.seen, msg.out)
+        if sender not in self._active:
+            self._add_active(sender, out)
+
+    def _on_disconnect(self, now: float, sender: PeerRef, msg: Disconnect, out: list[Output]) -> None:
+        if not self._note_epoch(sender, msg.epoch, out):
+            return
+        link = self._link(sender)
+        if (msg.to_epoch is not None and msg.to_epoch != self.epoch) or msg.seq <= link.seen:
+            self.stats["stale_disconnects"] += 1
+            return
+        link.seen = msg.seq
+        if sender in self._active:
+            del self._active[sender]
+            out.append(NeighborDown(sender))
+            self._add_passive(sender)
+            self._fill(now, out)
+
+    # ---- shuffle --------------------------------------------------------------------
+
+    def _on_shuffle(self, sender: PeerRef, msg: Shuffle, out: list[Output]) -> None:
+        if sender not in self._active:
+            # Shuffles travel over active links only: the sender believes in a link we do not have.
+            self.stats["heal_disconnects"] += 1
+            self._send_disconnect(sender, out)
+        if msg.origin == self.me:
+            return
+        nodes = msg.nodes[: self.options.passive_size]
+        ttl = min(msg.ttl, self.options.shuffle_ttl) - 1
+        if ttl > 0 and len(self._active) > 1:
+            candidates = [p for p in self._active if p != sender and p != msg.origin]
+            if candidates:
+                out.append(Send(self._rng.choice(candidates), Shuffle(msg.origin, nodes, ttl)))
+                return
+        passive = [p for p in self._passive if p != msg.origin]
+        reply = tuple(self._sample(passive, len(nodes) + 1))
+        out.append(Send(msg.origin, ShuffleReply(reply)))
+        self._merge_passive((msg.origin, *nodes), reply)
+
+    # ---- view mechanics -------------------------------------------------------------
+
+    def _add_active(self, peer: PeerRef, out: list[Output]) -> None:
+        """Make `peer` a neighbour, dropping a random one (with DISCONNECT) if full."""
+        if peer == self.me or peer in self._active:
+            return
+        self._passive.pop(peer, None)
+        self._pending.pop(peer, None)
+        if len(self._active) >= self.options.active_size:
+            victim = self._rng.choice(list(self._active))
+            del self._active[victim]
+            out.append(NeighborDown(victim))
+            self._send_disconnect(victim, out)
+            self._add_passive(victim)
+        self._active[peer] = None
+        self._link(peer)          # a neighbour's counters are kept (and refreshed in the LRU)
+        out.append(NeighborUp(peer))
+
+    def _add_passive(self, peer: PeerRef, prefer_evict: Iterable[PeerRef] = ()) -> None:
+        if peer == self.me or peer in self._active or peer in self._passive:
+            return
+        if len(self._passive) >= self.options.passive_size:
+            victim = next((p for p in prefer_evict if p in self._passive), None)
+            if victim is None:
+                victim = self._rng.choice(list(self._passive))
+            del self._passive[victim]
+            self._pending.pop(victim, None)
+        self._passive[peer] = None
+
+    def _merge_passive(self, nodes: Iterable[PeerRef], sent: tuple[PeerRef, ...]) -> None:
+        """Integrate ids from a shuffle, evicting first those we sent in exchange (paper)."""
+        for peer in nodes:
+            self._add_passive(peer, sent)
+
+    def _fill(self, now: float, out: list[Output], escalate: bool = False) -> None:
+        """Ask passive nodes to fill free active slots: one high-priority request when we have
+        no neighbour at all (it cannot be refused) or `escalate`, low-priority ones otherwise."""
+        want = self.options.active_size - len(self._active) - len(self._pending)
+        if want <= 0:
+            return
+        candidates = [p for p in self._passive if p not in self._pending and p not in self._tried]
+        high_out = any(high for _, high in self._pending.values())
+        for peer in self._sample(candidates, want):
+            high = (escalate or not self._active) and not high_out
+            high_out = high_out or high
+            self._pending[peer] = (now, high)
+            out.append(Send(peer, Neighbor(high, self.epoch)))
+
+    def _send_accept(self, peer: PeerRef, out: list[Output]) -> None:
+        link = self._link(peer)
+        out.append(Send(peer, NeighborReply(True, self.epoch, link.epoch, link.out, link.seen)))
+
+    def _send_disconnect(self, peer: PeerRef, out: list[Output]) -> None:
+        link = self._link(peer)
+        link.out += 1
+        out.append(Send(peer, Disconnect(self.epoch, link.epoch, link.out)))
+
+    def _link(self, peer: PeerRef) -> _Link:
+        link = self._links.get(peer)
+        if link is None:
+            link = self._links[peer] = _Link()
+            self._trim_links()
+        else:
+            self._links.move_to_end(peer)
+        return link
+
+    def _trim_links(self) -> None:
+        excess = len(self._links) - max(self.options.max_link_records, self.options.active_size + 1)
+        if excess <= 0:
+            return
+        victims: list[PeerRef] = []
+        for peer in self._links:                # least recently used first
+            if peer not in self._active:
+                victims.append(peer)
+                if len(victims) >= excess:
+                    break
+        for peer in victims:
+            del self._links[peer]
+
+    def _note_epoch(self, peer: PeerRef, epoch: int, out: list[Output]) -> bool:
+        """Track `peer`'s epoch. False for a message from a life older than one we know. A
+        newer life resets the counters and ends a link we still had with the old one."""
+        link = self._link(peer)
+        if link.epoch is not None and epoch < link.epoch:
+            self.stats["old_epoch"] += 1
+            return False
+        if link.epoch is None or epoch > link.epoch:
+            if link.epoch is not None:
+                link.out = link.seen = 0
+                if peer in self._active:
+                    del self._active[peer]
+                    out.append(NeighborDown(peer))
+                    self._add_passive(peer)
+            link.epoch = epoch
+        return True
+
+    def _sample(self, items: list[PeerRef], k: int) -> list[PeerRef]:
+        return self._rng.sample(items, min(k, len(items))) if k > 0 else []
