@@ -3,8 +3,8 @@ by the test, the stack of deploy/swarm/ deployed on it, and `gossipctl` inside i
 
     with Swarm(log=print) as swarm:                     # docker swarm init ... docker swarm leave --force
         stack = Stack("gmqt123", [STACK_FILE], image)   # docker stack deploy -c deploy/swarm/stack.yaml gmqt123
-        stack.deploy(); stack.running()                 # {"gossipmq-1": <task>, ...}
-        stack.gossipctl("gossipmq-1", ["put", "k", "v"])
+        stack.deploy(); tasks = stack.running()         # {"gossipmq-1": Task, ...}
+        stack.gossipctl(tasks["gossipmq-1"], ["put", "k", "v"])
         stack.rm(); stack.leftovers()
 
 Only the docker CLI can deploy a stack; tasks, containers and execs go through docker-py.
