@@ -241,13 +241,6 @@ def tcp_host(endpoint: str) -> str | None:
     return host.strip("[]")
 
 
-def check_port(endpoint: str) -> None:
-    """GossipError for a tcp:// port above 65535: libzmq would bind it modulo 65536 without a word."""
-    port = endpoint.rpartition(":")[2] if endpoint.startswith("tcp://") else ""
-    if port.isdigit() and int(port) > 65535:
-        raise GossipError(f"cannot bind {endpoint}: port {port} is out of range (1-65535)")
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -476,7 +469,6 @@ class ControlServer:
             raise GossipError(f"control endpoint {endpoint} is reachable from other hosts; set [node] control_token "
                               f"(or GOSSIPMQ_CONTROL_TOKEN) so requests must carry it, or use ipc:// or a loopback "
                               f"address")
-        check_port(endpoint)
         path = ipc_path(endpoint)
         if path is not None:
             alive = ipc_listener_alive(path)

@@ -41,7 +41,7 @@ from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op
 
 from .chaos import Chaos
-from .control import ControlServer, _reason, check_port, tcp_host
+from .control import ControlServer, _reason, tcp_host
 from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
 from .security import TransportSecurity
@@ -139,7 +139,6 @@ class ZmqRuntime:
             if self.security is not None:
                 await self.security.start(self)
                 self.security.configure_inbox(self.inbox)
-            check_port(self.bind)
             try:
                 self.inbox.bind(self.bind)
             except zmq.ZMQError as exc:

@@ -10,7 +10,6 @@ import logging
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -57,7 +56,9 @@ def _setup_logging(level: str, fmt: str, node_id: str) -> None:
     handler.setLevel(numeric)
     handler.addFilter(_DefaultNodeId(node_id))
     if fmt == "json":
-        handler.setFormatter(_JsonLines())
+        from pythonjsonlogger.json import JsonFormatter
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s",
+                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     elif fmt == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(node_id)s: %(message)s"))
     else:
@@ -65,20 +66,6 @@ def _setup_logging(level: str, fmt: str, node_id: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-
-
-class _JsonLines(logging.Formatter):
-    """One JSON object per record: time (ISO 8601, UTC), level, logger, node_id, message (and exc
-    with a traceback) - no third-party formatter needed."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        line: dict[str, Any] = {"time": stamp, "level": record.levelname.lower(),
-                                "logger": record.name, "node_id": getattr(record, "node_id", None),
-                                "message": record.getMessage()}
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
 
 
 class _DefaultNodeId(logging.Filter):
