@@ -201,6 +201,8 @@ class ZmqRuntime:
         if self.storage is not None:
             try:
                 self.commit()
+            except GossipError:
+                pass   # commit() logged it and set `failure` (the owner raises it); the sockets still close
             finally:
                 self.storage.close()
         for sock in self.peers.values():
