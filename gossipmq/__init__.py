@@ -2,9 +2,9 @@
 
 The public face. Sub-packages, bottom to top: `gossipmq.core` (the sans-I/O kernel),
 `gossipmq.plugins` (built-in strategies), `gossipmq.transports` (runtimes), `gossipmq.cli`.
-`Agent` (one node in an asyncio application, docs/embedding.md) and its `RuntimeFailure` and
-`WriteResult` are imported on first use, so a plugin importing `gossipmq.hookimpl` does not
-load the runtime.
+`Agent` (one node in an asyncio application, docs/embedding.md), its `RuntimeFailure`,
+`WriteResult` and `Subscription` are imported on first use, so a plugin importing
+`gossipmq.hookimpl` does not load the runtime.
 """
 from typing import TYPE_CHECKING, Any
 
@@ -25,18 +25,20 @@ from gossipmq.core.strategies import (
 
 if TYPE_CHECKING:
     from gossipmq.agent import Agent, RuntimeFailure, WriteResult
+    from gossipmq.transports.observers import Subscription
 
 __all__ = [
     "Agent", "Config", "ConfigError", "ConflictResolver", "Context", "Dissemination", "Event", "EventsLost",
     "FailureDetector", "GossipError", "KeyEvent", "MemberEvent", "MemberInfo", "PeerSelector", "PluginError",
-    "RuntimeFailure", "SecurityProvider", "Strategy", "WriteResult", "__version__", "hookimpl", "load_config",
-    "parse_config",
+    "RuntimeFailure", "SecurityProvider", "Strategy", "Subscription", "WriteResult", "__version__", "hookimpl",
+    "load_config", "parse_config",
 ]
-_LAZY = ("Agent", "RuntimeFailure", "WriteResult")
+_LAZY = {"Agent": "gossipmq.agent", "RuntimeFailure": "gossipmq.agent", "WriteResult": "gossipmq.agent",
+         "Subscription": "gossipmq.transports.observers"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from gossipmq import agent
-        return getattr(agent, name)
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gossipmq' has no attribute {name!r}")

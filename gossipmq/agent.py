@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gossipmq.core.addresses import normalize_seed, split_seed
 from gossipmq.core.config import Config, env_overrides, merge_overrides, parse_config, read_toml
 from gossipmq.core.errors import GossipError
 from gossipmq.core.events import MemberInfo
@@ -34,7 +35,6 @@ from gossipmq.core.node import Node
 from gossipmq.core.plugins import build_registry, make_plugin_manager, register_plugin
 from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.resolution import Op, Read, decode_context
-from gossipmq.core.addresses import normalize_seed, split_seed
 from gossipmq.transports.chaos import Chaos
 from gossipmq.transports.control import RESERVED_TAG_PREFIX, members_view, status_view
 from gossipmq.transports.event_scripts import EventScripts
@@ -205,16 +205,18 @@ class Agent:
     async def run_forever(self, *, install_signals: bool = False) -> None:
         """Start, serve until SIGINT/SIGTERM (with `install_signals`), `gossipctl leave` or a
         failure; leave gracefully; close. What `gossipctl run` does. Cancelled: closes at once."""
+        import signal
         await self.start()
         runtime = self._runtime()
-        if install_signals:
-            import signal
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, runtime.stopping.set)
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM) if install_signals else ()
+        for sig in signals:
+            loop.add_signal_handler(sig, runtime.stopping.set)
         try:
             await self.wait_closed()
         finally:
+            for sig in signals:   # the loop may outlive this agent: give the signals back
+                loop.remove_signal_handler(sig)
             await self.close()   # a no-op once stopped; on cancellation, stop now
 
     async def _stop(self, *, graceful: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -478,4 +479,27 @@ def test_an_exception_in_the_block_still_leaves_gracefully(ctl_dir: Path) -> Non
                     await until(lambda: sees_alive(a, 3), "c to join")
                     1 / 0   # noqa: B018
             await until(lambda: [m.status for m in a.members() if m.id == "c"] == ["left"], "a to see c left")
+    run(scenario())
+
+
+def test_run_forever_serves_until_gossipctl_leave_and_gives_the_signals_back(ctl_dir: Path) -> None:
+    async def scenario() -> None:
+        agent = make("rf", free_ports(1)[0], ctl_dir)
+        task = asyncio.create_task(agent.run_forever(install_signals=True))
+        await until(lambda: agent.runtime is not None, "the agent to start")
+        await asyncio.to_thread(request, f"ipc://{ctl_dir}/rf.ctl", {"cmd": "leave"})
+        await asyncio.wait_for(task, WAIT)
+        assert agent.status()["status"] == "left"
+        loop = asyncio.get_running_loop()
+        assert not loop.remove_signal_handler(signal.SIGINT) and not loop.remove_signal_handler(signal.SIGTERM)
+
+        other = make("rf2", free_ports(1)[0], ctl_dir)
+        task = asyncio.create_task(other.run_forever())
+        await until(lambda: other.runtime is not None, "the second agent to start")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert other.status()["status"] == "alive"   # cancelled: closed at once, without leaving
+        with pytest.raises(GossipError, match="has stopped"):
+            await other.put("k", 1)
     run(scenario())
