@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pluggy
+
 from gossipmq.core.addresses import normalize_seed, split_seed
 from gossipmq.core.config import Config, env_overrides, merge_overrides, parse_config, read_toml
-from gossipmq.core.errors import GossipError
+from gossipmq.core.errors import GossipError, PluginError
 from gossipmq.core.events import MemberInfo
 from gossipmq.core.node import Node
 from gossipmq.core.plugins import build_registry, make_plugin_manager, register_plugin
@@ -98,7 +100,14 @@ class Agent:
         over both. ConfigError names the file, table and key of a bad setting."""
         pm = make_plugin_manager()
         for i, plugin in enumerate(plugins):
-            register_plugin(pm, plugin, name=f"agent-plugin-{i}-{type(plugin).__name__}")
+            name = f"agent-plugin-{i}-{type(plugin).__name__}"
+            try:
+                register_plugin(pm, plugin, name=name)
+            except pluggy.PluginValidationError as exc:   # an unknown hook, an argument the hook lacks
+                raise PluginError(f"plugin {name}: {exc}") from None
+            if not pm.get_hookcallers(plugin):   # pluggy would ignore it silently
+                raise PluginError(f"plugin {name} implements no gossipmq hook (are its methods decorated "
+                                  f"with @gossipmq.hookimpl?)")
         registry = build_registry(pm)
         overrides = env_overrides(env) if env is not None else {}
         if isinstance(config, Config):
@@ -339,7 +348,8 @@ class Agent:
         """An async iterator of events (`KeyEvent`, `MemberEvent`, `EventsLost`): keys under
         `prefix`, of the `kinds` wanted (``key``, ``joined``, ``failed``, ``updated``, ...). Its
         queue holds `maxsize` events; a subscriber that falls behind loses the oldest and gets an
-        `EventsLost` telling how many - it never slows the node. `close()` (or ``with``) ends it;
+        `EventsLost` telling how many - it never slows the node. A `prefix` without `kinds` means key
+        events only (member events have no key). `close()` (or ``with``) ends it;
         so does the node stopping (a failure is raised from the iterator). Events are not replayed:
         subscribe before the writes you want to see."""
         return self._runtime().observers.subscribe(prefix, kinds, maxsize)

@@ -196,6 +196,18 @@ def test_ack_levels_count_copies_and_an_impossible_level_writes_nothing(ctl_dir:
     run(scenario())
 
 
+def test_a_write_waiting_for_copies_fails_at_once_when_the_agent_stops(ctl_dir: Path) -> None:
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 2) as (a, b):
+            a.runtime.block([b.address])   # type: ignore[union-attr]  # b can never confirm
+            waiting = asyncio.create_task(a.put("k", 1, ack="all", timeout=60))
+            await until(lambda: a.get("k") == 1, "the write to be applied on a")
+            await a.close()
+            with pytest.raises(GossipError, match="stopped before enough copies confirmed"):
+                await asyncio.wait_for(waiting, 2)   # not after the 60 s ack timeout
+    run(scenario())
+
+
 # ---- events ----------------------------------------------------------------------------------------
 def test_events_by_prefix_and_kind(ctl_dir: Path) -> None:
     async def scenario() -> None:
@@ -238,6 +250,7 @@ def test_events_by_prefix_and_kind(ctl_dir: Path) -> None:
                 await d.close()   # gone without a word
                 failed = await next_event(members, lambda e: e.member.id == "d" and e.kind == "failed")
                 assert failed.member.status == "dead"
+                assert len(flags) == 0   # a prefix means key events: none of those member events queued there
             with pytest.raises(ValueError, match="unknown event kinds"):
                 b.events(kinds=["nope"])
     run(scenario())
@@ -378,6 +391,24 @@ def test_the_memory_runtime_fires_the_same_hooks_as_zeromq(ctl_dir: Path) -> Non
     joined = [("n0", "n1", "joined"), ("n1", "n0", "joined")]
     assert sorted(m for m in in_memory.members if m[2] == "joined") == joined
     assert sorted(m for m in over_zmq.members if m[2] == "joined") == joined
+
+
+def test_a_plugin_that_cannot_work_is_refused_when_the_agent_is_made() -> None:
+    class Typo:
+        @hookimpl
+        def gossipmq_key_change(self, key: str) -> None: ...
+
+    class WrongArgument:
+        @hookimpl
+        def gossipmq_key_changed(self, keys: str) -> None: ...
+
+    class Undecorated:
+        def gossipmq_key_changed(self, key: str) -> None: ...
+
+    for plugin, message in ((Typo(), "unknown hook 'gossipmq_key_change'"), (WrongArgument(), "keys"),
+                            (Undecorated(), "implements no gossipmq hook")):
+        with pytest.raises(gossipmq.PluginError, match=message):
+            Agent.from_config(None, plugins=[plugin])
 
 
 # ---- lifecycle -------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ class Subscription:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.prefix = prefix
-        self.kinds = frozenset(kinds) if kinds else None
+        # a key prefix asks for key events: member events have no key to be under it
+        self.kinds = frozenset(kinds) if kinds else frozenset({"key"}) if prefix is not None else None
         self.maxsize = maxsize
         self.lost = 0                 # dropped since the subscriber last heard of it
         self.lost_total = 0
