@@ -349,8 +349,8 @@ def test_a_raising_hook_is_counted_logged_once_and_the_node_keeps_replicating(
             await until(lambda: len(a.keys("out/")) == 20, "b's writes on a")
             await a.put("in/late", "still heard")   # b is not deaf after all those errors
             await until(lambda: b.get("in/late") == "still heard", "a late write on b")
-            assert [m.status for m in a.members() if m.id == "n1"] == ["alive"]
-            assert [m.status for m in b.members() if m.id == "n0"] == ["alive"]
+            await until(lambda: [m.status for m in a.members() if m.id == "n1"] == ["alive"] and
+                        [m.status for m in b.members() if m.id == "n0"] == ["alive"], "both alive in each other's view")
             assert len([k for k in recorder.keys if k[1].startswith(("in/", "out/"))]) == 41
             return b.status()["hook_errors"]
 
