@@ -213,12 +213,17 @@ class ZmqRuntime:
             return
         self._closed = True
         self.observers.close()
+        for _, _, done in self._acks.values():   # writes waiting for copies: no confirmation can come now
+            if not done.done():
+                done.set_exception(self.failure or GossipError("the node stopped before enough copies confirmed"))
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
         if self.storage is not None:
             try:
                 self.commit()
+            except GossipError:
+                pass   # commit() logged it and set `failure` (the owner raises it); the sockets still close
             finally:
                 self.storage.close()
         for sock in self.peers.values():
