@@ -10,8 +10,9 @@
 #             (default python:3.11-slim; the test harness passes a debootstrap-made bookworm image)
 #   UID, GID  of the unprivileged `gossipmq` user the node runs as (default 10001)
 #
-# Offline builds: put wheels in deploy/wheelhouse/ (gossipmq's dependencies, and setuptools>=77 +
-# wheel to build gossipmq itself: `pip wheel -w deploy/wheelhouse . "setuptools>=77" wheel`).
+# Offline builds: put wheels in deploy/wheelhouse/ (gossipmq's dependencies with the metrics extra,
+# and setuptools>=77 + wheel to build gossipmq itself:
+# `pip wheel -w deploy/wheelhouse ".[metrics]" "setuptools>=77" wheel`).
 # When that directory holds any *.whl, pip runs with --no-index and uses only those wheels;
 # when it holds none (as in a fresh clone), pip uses the index as usual.
 #
@@ -40,9 +41,9 @@ RUN set -eu; \
         export PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheelhouse; \
     fi; \
     python3 -m venv /opt/build; \
-    /opt/build/bin/pip wheel -q -w /wheels /src; \
+    /opt/build/bin/pip wheel -q -w /wheels "/src[metrics]"; \
     python3 -m venv /opt/gossipmq; \
-    /opt/gossipmq/bin/pip install -q --no-index --find-links /wheels gossipmq; \
+    /opt/gossipmq/bin/pip install -q --no-index --find-links /wheels "gossipmq[metrics]"; \
     /opt/gossipmq/bin/gossipctl plugins >/dev/null
 
 # ---- runtime: the venv, a config, an unprivileged user --------------------------------------------

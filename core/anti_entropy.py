@@ -116,9 +116,9 @@ class AntiEntropy(Strategy):
         if tuple(body.shape) != self.shape:
             ctx.drop("merkle_shape", f"{env.src} uses a {body.shape} tree, this node {self.shape}")
             return
-        size = tree.branching ** max(0, body.level)
+        # the level is checked before it is used as an exponent: 16 ** 2**63 never finishes
         if not 0 <= body.level <= tree.depth or len(body.nodes) != len(body.hashes) or any(
-                not 0 <= i < size for i in body.nodes):
+                not 0 <= i < tree.branching ** body.level for i in body.nodes):
             ctx.drop("merkle_range", f"bad merkle_sync from {env.src} at level {body.level}")
             return
         ctx.count("ae_hashes_in", len(body.hashes))

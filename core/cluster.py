@@ -264,7 +264,7 @@ class Cluster:
             self.started_at = node.now  # report again after another timeout, keep trying slowly
         self.join_attempts += 1
         self._send_joins()
-        delay = min(gossip.join_retry_ms * 2 ** self.join_attempts, gossip.join_retry_max_ms)
+        delay = min(gossip.join_retry_ms * 2 ** min(self.join_attempts, 32), gossip.join_retry_max_ms)
         node.schedule(KERNEL, "join", delay / 1000)
 
     def _on_reap_timer(self) -> None:

@@ -22,19 +22,20 @@ trust store entry is a single 40-character Z85 "identity key".
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
-from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
 from zmq.utils import z85
 
 from .addresses import split_seed
+
+if TYPE_CHECKING:   # PyNaCl is imported only where a key is used: nodes without curve never load libsodium
+    from nacl.signing import SigningKey
+from .hashing import blake2b
 from .messages import Entry, MemberUpdate
 
 __all__ = ["KEY_TAG", "KeyPair", "LruSet", "claim_payload", "entry_payload", "split_seed", "verify"]
@@ -65,6 +66,7 @@ def parse_key(text: str) -> bytes:
 
 def curve_public_of(identity: str) -> str:
     """CURVE (X25519) public key, Z85, derived from an Ed25519 identity key."""
+    from nacl.signing import VerifyKey
     return z85_key(bytes(VerifyKey(parse_key(identity)).to_curve25519_public_key()))
 
 
@@ -76,10 +78,12 @@ class KeyPair:
 
     @classmethod
     def generate(cls) -> KeyPair:
+        from nacl.signing import SigningKey
         return cls(SigningKey.generate())
 
     @classmethod
     def from_seed(cls, seed_z85: str) -> KeyPair:
+        from nacl.signing import SigningKey
         return cls(SigningKey(parse_key(seed_z85)))
 
     @property
@@ -121,7 +125,7 @@ def claim_content(claim: MemberUpdate) -> bytes:
     """Digest of what a claim says, without who signed it (kernel re-creates claims from its table
     without signatures; this finds the signature again when it relays them)."""
     values = [getattr(claim, f) for f in claim.__struct_fields__ if f not in ("sig", "by")]
-    return hashlib.blake2b(orjson.dumps(msgspec.to_builtins(values), option=orjson.OPT_SORT_KEYS),
+    return blake2b(orjson.dumps(msgspec.to_builtins(values), option=orjson.OPT_SORT_KEYS),
                            digest_size=16).digest()
 
 
@@ -143,6 +147,8 @@ def verify(identities: Iterable[str], payload: bytes, sig: str) -> bool:
         return False
     if len(raw) != 64:
         return False
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
     for identity in identities:
         try:
             VerifyKey(parse_key(identity)).verify(payload, raw)

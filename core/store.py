@@ -21,7 +21,6 @@ the store itself never does I/O.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from .hashing import blake2b
 from .limits import entry_size
 from .merkle import MerkleTree
 from .messages import Entry
@@ -38,7 +38,7 @@ from .resolution import ConflictResolver, router_of
 def entry_hash(entry: Entry) -> int:
     """64-bit identity of a stored version; XOR of these is the order-free store checksum."""
     raw = f"{entry.key}\x00{entry.origin}\x00{entry.counter}".encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+    return int.from_bytes(blake2b(raw, digest_size=8).digest(), "big")
 
 
 class Store:

@@ -44,7 +44,6 @@ from gossipmq.transports.metrics import MetricsServer
 from gossipmq.transports.observers import Subscription
 from gossipmq.transports.security import transport_for
 from gossipmq.transports.seeds import SeedResolver
-from gossipmq.transports.storage import attach
 from gossipmq.transports.zmq_runtime import ACK_TIMEOUT_S, RuntimeFailure, ZmqRuntime
 
 __all__ = ["Agent", "RuntimeFailure", "WriteResult"]
@@ -148,7 +147,10 @@ class Agent:
         try:
             security = transport_for(node.security, node_id=identity.node_id, config_path=cfg.path,
                                      seeds=cfg.node.seeds)
-            storage = attach(node, cfg.storage)   # [storage] backend = "sqlite": restore the replica (StorageError)
+            storage = None
+            if cfg.storage.backend != "memory":   # sqlite3 is imported only by nodes that use it
+                from gossipmq.transports.storage import attach
+                storage = attach(node, cfg.storage)   # restore the replica (StorageError)
             seeds = SeedResolver([split_seed(s)[0] for s in cfg.node.seeds], own=(identity.advertise, cfg.node.bind))
             runtime = ZmqRuntime(node, bind=cfg.node.bind, control=identity.control,
                                  control_token=cfg.node.control_token, pm=self.pm, storage=storage,

@@ -78,7 +78,8 @@ def ensure_base_image() -> str:
 
 
 def build_wheelhouse(dest: Path, src: Path = REPO_ROOT, extra: list[str] | None = None) -> list[Path]:
-    """`pip wheel` gossipmq + all its dependencies (+ `extra` requirements) into `dest`.
+    """`pip wheel` gossipmq + all its dependencies, metrics extra included (the image serves
+    /metrics), (+ `extra` requirements) into `dest`.
 
     Builds from a snapshot copy of the repository (package sources + pyproject +
     README only), so the build neither races with edits nor leaves build/ or
@@ -89,7 +90,7 @@ def build_wheelhouse(dest: Path, src: Path = REPO_ROOT, extra: list[str] | None 
         snap = Path(tmp) / "gossipmq"
         shutil.copytree(src, snap, ignore=_snapshot_ignore(src))
         cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
-               "-w", str(dest), str(snap), *(extra or [])]
+               "-w", str(dest), f"{snap}[metrics]", *(extra or [])]
         _log(" ".join(cmd))
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         if proc.returncode != 0:

@@ -11,13 +11,13 @@ directory "address -> CURVE server key" the runtime dials with. See docs/securit
 """
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
+from gossipmq.core.hashing import blake2b
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry, Envelope, MemberUpdate, body_lists, origin_node
 from gossipmq.core.signing import (
@@ -266,7 +266,7 @@ class CurveSecurity(SecurityProvider):
             self._drop("unsigned_entry", f"entry {entry.origin}:{entry.counter} ({entry.key[:64]!r}) has no signature")
             return False
         payload = entry_payload(entry)
-        digest = hashlib.blake2b(payload + entry.sig.encode(), digest_size=16).digest()
+        digest = blake2b(payload + entry.sig.encode(), digest_size=16).digest()
         dot = (entry.origin, entry.counter)
         if self.entry_ok.get(dot) == digest:
             return True
@@ -297,7 +297,7 @@ class CurveSecurity(SecurityProvider):
             return False
         signer = claim_signer(claim)
         payload = claim_payload(claim)
-        digest = hashlib.blake2b(payload + claim.sig.encode(), digest_size=16).digest()
+        digest = blake2b(payload + claim.sig.encode(), digest_size=16).digest()
         if signer is not None and self.claim_ok.get(digest):
             return True
         if signer is None or not verify(self._signers(signer, retired=False), payload, claim.sig):

@@ -37,3 +37,17 @@ def test_run_refuses_a_bad_config_before_binding_anything(tmp_path: Path) -> Non
 def test_client_without_a_target_explains_how_to_name_one() -> None:
     result = runner.invoke(app, ["status"], env={"GOSSIPMQ_CONTROL": ""})
     assert result.exit_code == 2 and "--control ENDPOINT" in result.output
+
+
+def test_the_lean_run_path_and_the_typer_command_take_the_same_flags() -> None:
+    """`gossipctl run` parses with argparse (no CLI framework in a node); `run --help` shows the
+    typer command. Both come from one list of flags and environment variables."""
+    import typer.main
+
+    from gossipmq.cli.run import RUN_OPTIONS
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    typer_flags = {opt: (param.envvar or "") for param in command.params for opt in param.opts if opt.startswith("--")}
+    typer_flags.pop("--help", None)
+    lean = {flag: env for flag, _, env, _ in RUN_OPTIONS}
+    assert set(typer_flags) == set(lean)
+    assert all(typer_flags[f] in (lean[f], "") for f in lean)   # --seed reads GOSSIPMQ_SEEDS itself (a list)

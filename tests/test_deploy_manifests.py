@@ -257,3 +257,7 @@ def test_dockerfile_shape():
     assert re.search(r'^VOLUME \["/var/lib/gossipmq"\]', text, re.M)
     assert "PIP_NO_INDEX=1" in text and "deploy/wheelhouse" in text          # the offline path
     assert not (ROOT / "integration" / "images" / "Dockerfile.node").exists()
+    # the Swarm stack and the StatefulSet serve /metrics, so the image must carry prometheus_client
+    assert "GOSSIPMQ_METRICS" in (SWARM / "stack.yaml").read_text()
+    assert "GOSSIPMQ_METRICS" in (K8S / "statefulset.yaml").read_text()
+    assert 'pip install -q --no-index --find-links /wheels "gossipmq[metrics]"' in text

@@ -138,6 +138,18 @@ def test_an_incarnation_ahead_of_any_clock_is_refused(trio: ProcessCluster) -> N
     replicates(trio, "b", "a", "after-absurd")
 
 
+def test_a_merkle_level_used_as_an_exponent_is_range_checked_first(trio: ProcessCluster) -> None:
+    """16 ** 2**31 never finishes: the level must be refused before anything is computed."""
+    peer = RawPeer(trio.addresses["a"])
+    try:
+        body = {"shape": [16, 4], "level": 2 ** 31, "nodes": [1], "hashes": [1]}   # passes the schema
+        peer.send(envelope("merkle_sync", body))
+        wait_until(lambda: dropped(trio, "a").get("merkle_range"), 5, "the impossible level to be dropped")
+    finally:
+        peer.close()
+    replicates(trio, "b", "a", "after-level")
+
+
 # ---- claims that cannot lie past the evidence -----------------------------------------------------
 def test_a_forged_coverage_claim_cannot_hide_another_nodes_writes(trio: ProcessCluster) -> None:
     first = trio.call("b", "put", key="b/first", value=1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hmac
 import ipaddress
 import logging
 import os
@@ -35,6 +34,7 @@ import zmq
 import zmq.asyncio
 
 from gossipmq.core.errors import GossipError
+from gossipmq.core.hashing import compare_digest
 from gossipmq.core.membership import Member
 from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op, decode_context
@@ -647,7 +647,7 @@ class ControlServer:
         return self.runtime.mutate(key, op)
 
     def _check_token(self, req: Request) -> None:
-        if self.token and not hmac.compare_digest((req.token or "").encode(), self.token.encode()):
+        if self.token and not compare_digest((req.token or "").encode(), self.token.encode()):
             raise PermissionError("this node's control endpoint needs its access token (--token or "
                                   "GOSSIPMQ_CONTROL_TOKEN)" if not req.token else "wrong access token")
 

@@ -30,6 +30,7 @@ import errno
 import logging
 import os
 import socket
+import sys
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
@@ -136,6 +137,9 @@ _FAMILIES = (
     Family("gossipmq_partition_blocked_total", "counter",
            "Messages discarded by the `block` control command (test partitions).", ("direction",)),
     Family("gossipmq_peer_sockets", "gauge", "Outgoing DEALER sockets open (one per peer address)."),
+    Family("gossipmq_inbox_connection_events_total", "counter",
+           "Incoming connections that ended (a peer that went, or one cut for a frame beyond the limit) "
+           "or failed the CURVE handshake.", ("event",)),
     # dissemination and the store
     Family("gossipmq_gossip_rounds_total", "counter", "Dissemination rounds this node ran."),
     Family("gossipmq_writes_total", "counter", "Local writes (put, delete, incr, sadd, srem)."),
@@ -258,7 +262,7 @@ DROP_CAUSES = (
     "absurd_incarnation", "clock_skew",
     "merkle_shape", "merkle_range",                                                                     # anti-entropy
     "unsigned_entry", "forged_entry", "unsigned_claim", "forged_claim", "auth_refused",                 # security
-    "rate_limited", "revoked_key", "handler_error",                                                     # runtime
+    "rate_limited", "stranger_rate_limited", "revoked_key", "handler_error",                            # runtime
 )
 #: the runtime's io counters -> (family, labels)
 IO_CATALOGUE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -268,10 +272,13 @@ IO_CATALOGUE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "send_errors": ("gossipmq_send_failures_total", (("reason", "socket_error"),)),
     "encode_errors": ("gossipmq_send_failures_total", (("reason", "encode_error"),)),
     "no_trusted_key": ("gossipmq_send_failures_total", (("reason", "no_trusted_key"),)),
+    "bad_address": ("gossipmq_send_failures_total", (("reason", "bad_address"),)),
     "blocked_in": ("gossipmq_partition_blocked_total", (("direction", "in"),)),
     "blocked_out": ("gossipmq_partition_blocked_total", (("direction", "out"),)),
     "task_failures": ("gossipmq_task_failures_total", ()),
     "timer_errors": ("gossipmq_timer_errors_total", ()),
+    "inbox_disconnects": ("gossipmq_inbox_connection_events_total", (("event", "disconnected"),)),
+    "handshake_failures": ("gossipmq_inbox_connection_events_total", (("event", "handshake_failed"),)),
 }
 Route = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -289,6 +296,8 @@ def route(name: str) -> Route:
 
 def client() -> Any:
     """The prometheus_client module; GossipError (one line, how to install) when it is missing."""
+    if "ssl" in sys.modules and sys.modules["ssl"] is None:
+        del sys.modules["ssl"]   # the lean `gossipctl run` path blocks OpenSSL; prometheus_client imports it
     try:
         import prometheus_client
         import prometheus_client.core

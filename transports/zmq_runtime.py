@@ -440,6 +440,7 @@ class ZmqRuntime:
             sock.connect(address)
         except zmq.ZMQError as exc:
             sock.close(linger=0)
+            self.io["bad_address"] += 1
             self.observers.log_drop(Dropped("bad_address", f"cannot connect to {address!r}: {exc.strerror}"))
             return None
         self.peers[address] = sock

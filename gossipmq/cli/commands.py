@@ -5,10 +5,6 @@ node itself runs under `asyncio.run`.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -17,7 +13,6 @@ import orjson
 import typer
 
 from gossipmq._version import __version__
-from gossipmq.core.errors import GossipError
 
 from .common import (ConfigOpt, ControlOpt, JsonOpt, TokenOpt, call, console, endpoint, fail, load, print_json,
                      registry, want_json)
@@ -47,38 +42,6 @@ def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_ve
 
 
 # ---- running a node ---------------------------------------------------------------------------
-def _setup_logging(level: str, fmt: str, node_id: str) -> None:
-    """stderr logging for `run`: text (with the node id) or JSON lines (log pipelines)."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        fail(f"--log-level {level!r}: use debug, info, warning or error")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(numeric)
-    handler.addFilter(_DefaultNodeId(node_id))
-    if fmt == "json":
-        from pythonjsonlogger.json import JsonFormatter
-        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(node_id)s %(message)s",
-                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
-    elif fmt == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(node_id)s: %(message)s"))
-    else:
-        fail(f"--log-format {fmt!r}: use text or json")
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(numeric)
-
-
-class _DefaultNodeId(logging.Filter):
-    def __init__(self, node_id: str) -> None:
-        super().__init__()
-        self.node_id = node_id
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "node_id"):
-            record.node_id = self.node_id
-        return True
-
-
 @app.command()
 def run(
     config: ConfigOpt = None,
@@ -105,29 +68,15 @@ def run(
     """Run one node in the foreground until SIGINT/SIGTERM or `gossipctl leave` (it leaves
     gracefully first). Every option also reads an environment variable (GOSSIPMQ_*); any config
     key can be set with GOSSIPMQ_<TABLE>__<KEY>."""
-    from gossipmq.agent import Agent
-    from gossipmq.transports.zmq_runtime import RuntimeFailure
-
-    if not seed and os.environ.get("GOSSIPMQ_SEEDS"):
-        seed = [s.strip() for s in os.environ["GOSSIPMQ_SEEDS"].split(",") if s.strip()]
+    from .run import RunFailed, serve
     try:
-        agent = Agent.from_config(config, env=os.environ, node_id=node_id, bind=bind, advertise=advertise,
-                                  seeds=seed, control=control, cluster=cluster_name, control_token=token,
-                                  metrics=metrics)
-    except (GossipError, ValueError) as exc:
-        fail(str(exc))
-    _setup_logging(log_level, log_format, agent.node_id)
-    try:
-        asyncio.run(agent.run_forever(install_signals=True))
-    except RuntimeFailure as exc:
-        fail(f"node {agent.node_id} stopped: {exc}", code=1)
-    except (GossipError, OSError) as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception as exc:  # a bug: the log keeps the traceback, the user gets one line
-        logging.getLogger("gossipmq").exception("node %s crashed", agent.node_id)
-        fail(f"node {agent.node_id} crashed: {exc!r} (traceback in the log above)", code=1)
+        serve(config=str(config) if config is not None else None, node_id=node_id, bind=bind, advertise=advertise,
+              seed=seed, control=control, cluster_name=cluster_name, token=token, metrics=metrics,
+              log_level=log_level, log_format=log_format)
+    except RunFailed as exc:
+        if exc.code == 130:
+            raise typer.Exit(130) from None
+        fail(exc.message, code=exc.code)
 
 
 # ---- client commands --------------------------------------------------------------------------
@@ -258,9 +207,7 @@ def sadd(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = 
          json: JsonOpt = False, field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0
          ) -> None:
     """Add MEMBER to the set KEY (crdt orset, add-wins; or an ormap field)."""
-    result = Client(config, control, token, json)("sadd", wait=ack_timeout + 5, key=key, member=member,
-                                                  field=field, ack=_ack(ack))
-    print_json(result) if json else typer.echo(f"{member} added to {key}{_acked(result)}")
+    _set_change("sadd", "added to", key, member, Client(config, control, token, json), field, ack, ack_timeout)
 
 
 @app.command()
@@ -268,9 +215,13 @@ def srem(key: str, member: str, config: ConfigOpt = None, control: ControlOpt = 
          json: JsonOpt = False, field: FieldOpt = None, ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0
          ) -> None:
     """Remove MEMBER from the set KEY (the adds this replica has seen; concurrent adds win)."""
-    result = Client(config, control, token, json)("srem", wait=ack_timeout + 5, key=key, member=member,
-                                                  field=field, ack=_ack(ack))
-    print_json(result) if json else typer.echo(f"{member} removed from {key}{_acked(result)}")
+    _set_change("srem", "removed from", key, member, Client(config, control, token, json), field, ack, ack_timeout)
+
+
+def _set_change(cmd: str, done: str, key: str, member: str, client: Client, field: str | None, ack: str,
+                ack_timeout: float) -> None:
+    result = client(cmd, wait=ack_timeout + 5, key=key, member=member, field=field, ack=_ack(ack))
+    print_json(result) if client.json else typer.echo(f"{member} {done} {key}{_acked(result)}")
 
 
 @app.command()
