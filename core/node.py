@@ -24,7 +24,7 @@ import msgspec
 
 from .anti_entropy import AntiEntropy
 from .cluster import Cluster
-from .config import AntiEntropySection, Config, GossipSection, StorageSection
+from .config import AntiEntropySection, Config, GossipSection, MembershipSection, StorageSection
 from .context import StrategyContext
 from .effects import Dropped, Effect, Event, RoundCompleted, Schedule, Send
 from .limits import LimitsSection
@@ -54,8 +54,8 @@ class Node:
                  tags: Mapping[str, str] | None = None, incarnation: int = 1,
                  rng_seed: int | None = None, aligned_rounds: bool = False,
                  anti_entropy: AntiEntropySection | None = None, limits: LimitsSection | None = None,
-                 storage: StorageSection | None = None, cluster: str = "", members: MemberTable | None = None
-                 ) -> None:
+                 storage: StorageSection | None = None, cluster: str = "", members: MemberTable | None = None,
+                 membership: MembershipSection | None = None) -> None:
         """Prefer `Node.from_config`. `members`: a member table to use (the simulator shares one)."""
         self.node_id = node_id
         self.address = address
@@ -64,6 +64,7 @@ class Node:
         self.limits = limits or LimitsSection()
         self.storage = storage or StorageSection()
         self.anti_entropy_options = anti_entropy or AntiEntropySection()
+        self.membership = membership or MembershipSection()
         self.inc = incarnation
         self.hb = 0
         self.status = "alive"
@@ -101,6 +102,12 @@ class Node:
             "syn": repl.on_syn, "syn_ack": repl.on_syn_ack, "ack": repl.on_ack,
             "replicate": repl.on_replicate, "replicate_ack": repl.on_replicate_ack,
         }
+        overlay = cluster_.overlay
+        for type_name, body in overlay.message_types.items():
+            if type_name in self.bodies:
+                raise ValueError(f"message type {type_name!r} of the {overlay.name} overlay is already taken")
+            self.bodies[type_name] = body
+            self._handlers[type_name] = overlay.on_message
         for strategy in self.strategies.values():
             for type_name, body in strategy.message_types.items():
                 if type_name in self.bodies:
@@ -110,6 +117,8 @@ class Node:
         self._kernel_timers: dict[str, Callable[[], None]] = {
             name: (lambda n=name: cluster_.on_timer(n)) for name in ("join", "reap", "seeds", "dead")}
         self._kernel_timers["gc"] = repl.on_gc_timer
+        for name in overlay.timers:
+            self._kernel_timers[name] = (lambda n=name: overlay.on_timer(n))
         self._kernel_timers["convergence"] = self._on_convergence_timer
 
     @classmethod
@@ -123,7 +132,8 @@ class Node:
                    gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
                    incarnation=incarnation, rng_seed=rng_seed if rng_seed is not None else config.gossip.rng_seed,
                    aligned_rounds=aligned_rounds, anti_entropy=config.anti_entropy, limits=config.limits,
-                   storage=config.storage, cluster=config.node.cluster, members=members)
+                   storage=config.storage, cluster=config.node.cluster, members=members,
+                   membership=config.membership)
         node.strategy_names = {concern: choice.name for concern, choice in config.strategies.items()}
         return node
 
@@ -227,6 +237,15 @@ class Node:
         self.now = now
         token = self.replication.replicate(entries, member_ids)
         return token, self._drain()
+
+    def unreachable(self, now: float, address: str) -> list[Effect]:
+        """The runtime could not reach `address` (connection refused, no such host): the overlay
+        decides what that means (HyParView replaces such a neighbour; the full mesh waits for the
+        failure detector)."""
+        self.now = now
+        if self.status != "left":
+            self.cluster.unreachable(address)
+        return self._drain()
 
     def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
         """Count a rejected input (the runtime calls this for frames it could not decode)."""

@@ -111,7 +111,7 @@ class Keys(Request, tag="keys"):
 
 
 class Members(Request, tag="members"):
-    status: list[Literal["alive", "suspect", "dead", "left"]] = []
+    status: list[Literal["alive", "suspect", "dead", "left", "passive"]] = []
     tags: dict[str, str] = {}
 
 
@@ -343,6 +343,14 @@ def members_view(node: Node, statuses: list[str] | None = None, tags: dict[str, 
     me = {"id": node.node_id, "address": node.address, "status": node.status, "incarnation": node.inc,
           "tags": dict(node.tags), "heartbeat": node.hb, "self": True}
     rows = [me, *(member_view(m) for m in sorted(node.members.all(), key=lambda m: m.id))]
+    overlay = node.cluster.overlay
+    if overlay.partial:   # hyparview: the table is the active view; the passive view and estimate beside it
+        view = overlay.describe()
+        me.update(view="self", overlay=view["overlay"], size_estimate=view["size_estimate"])
+        for row in rows[1:]:
+            row["view"] = "active"
+        rows += [{"id": p["id"], "address": p["address"], "status": "passive", "incarnation": 0, "tags": {},
+                  "heartbeat": 0, "view": "passive"} for p in view["passive"]]
     if statuses:
         rows = [r for r in rows if r["status"] in statuses]
     if tags:
@@ -381,6 +389,7 @@ def status_view(runtime: ZmqRuntime) -> dict[str, Any]:
                       "bad_entries": stats["dropped.bad_entry"], "context_compacted": stats["context_compacted"]},
         "strategies": dict(node.strategy_names),
         "health_score": getattr(node.failure_detector, "health_score", None),
+        **({"overlay": node.cluster.overlay.describe()} if node.cluster.overlay.partial else {}),
         "uptime_s": round(now - runtime.started_at, 3) if runtime.started_at else 0.0,
     }
     io = runtime.counters()

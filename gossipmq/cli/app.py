@@ -343,6 +343,12 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOp
         table.add_row(m["id"] + (" (self)" if m.get("self") else ""), m["address"], m["status"],
                       str(m["incarnation"]), str(m["heartbeat"]), tags)
     console().print(table)
+    me = next((m for m in result if m.get("self")), None)
+    if me is not None and me.get("overlay"):   # a partial view: say what the table is
+        views = [m.get("view") for m in result]
+        estimate = me.get("size_estimate")
+        typer.echo(f"overlay {me['overlay']}: {views.count('active')} active, {views.count('passive')} passive; "
+                   f"cluster size estimate {f'~{estimate:,.0f}' if estimate else 'unknown yet'}")
 
 
 @app.command()
