@@ -26,6 +26,7 @@ from .anti_entropy import AntiEntropy
 from .cluster import Cluster
 from .config import AntiEntropySection, Config, GossipSection, MembershipSection, StorageSection
 from .context import StrategyContext
+from .coordinates import Coordinates
 from .effects import Dropped, Effect, Event, RoundCompleted, Schedule, Send
 from .limits import LimitsSection
 from .membership import MemberTable
@@ -77,6 +78,7 @@ class Node:
         self.peer_sums: dict[str, str] = {}          # member -> store checksum it last reported
         self.converged_since: float | None = None
         self._effects: list[Effect] = []
+        self._members_version = -1
         self.peer_selector: PeerSelector = strategies["peer_selection"]  # type: ignore[assignment]
         self.dissemination: Dissemination = strategies["dissemination"]  # type: ignore[assignment]
         self.failure_detector: FailureDetector = strategies["failure_detection"]  # type: ignore[assignment]
@@ -90,6 +92,8 @@ class Node:
         self.strategy_names = {concern: type(s).__name__ for concern, s in strategies.items()}
         # [[conflict_resolution.rules]] route keys to resolvers by prefix (one resolver: no rules)
         self.router = router_of(self.resolver)
+        #: this node's Vivaldi coordinate and the ones it heard (core/coordinates.py)
+        self.coordinates = Coordinates(node_id)
         self.cluster = Cluster(self, seeds, members)
         self.members = self.cluster.members
         self.replication = Replication(self, incarnation)
@@ -373,6 +377,10 @@ class Node:
         self.schedule(KERNEL, "convergence", self.gossip.convergence_check_ms / 1000)
 
     def _drain(self) -> list[Effect]:
+        version = self.members.version
+        if version != self._members_version:   # the reachable set changed during this input
+            self._members_version = version
+            self.dissemination.on_members_changed(self.ctx)
         out, self._effects = self._effects, []
         return out
 
