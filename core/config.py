@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .addresses import endpoint_problem, parse_seed
 from .errors import ConfigError
 from .limits import LimitsSection
 from .membership import MAX_TAGS_BYTES, tags_size
@@ -48,21 +49,42 @@ class NodeSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tags: dict[str, str] = {}         # member metadata gossiped with membership
 
 
+DAY_MS = 86_400_000
+DEFAULT_MESSAGE_BYTES = 256 * 1024
+#: durations in milliseconds, at least 10 ms / 100 ms / 1 s, at most a day; OffOrMs: 0 (off) too
+Ms10 = Annotated[int, msgspec.Meta(ge=10, le=DAY_MS)]
+Ms100 = Annotated[int, msgspec.Meta(ge=100, le=DAY_MS)]
+Ms1000 = Annotated[int, msgspec.Meta(ge=1000, le=DAY_MS)]
+OffOrMs = Annotated[int, msgspec.Meta(ge=0, le=DAY_MS)]
+
+
 class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    max_message_bytes: int = 256 * 1024   # byte budget of one delta / piggyback
-    max_frame_bytes: int = 1024 * 1024    # larger frames are dropped (and the inbox refuses them)
-    members_per_message: int = 16         # membership updates piggybacked per message
-    retransmit_mult: int = 4              # each broadcast is sent retransmit_mult*ceil(log10(n+1)) times
-    reap_after_ms: int = 30_000           # dead/left members are forgotten after this
-    join_retry_ms: int = 500              # first join retry; doubles up to join_retry_max_ms
-    join_retry_max_ms: int = 5_000
-    join_timeout_ms: int = 60_000         # give up (log) after this; keep running alone
-    seed_rejoin_ms: int = 10_000          # re-contact seeds not in our view (heals partitions)
-    leave_fanout: int = 32                # members told directly on graceful leave
-    rng_seed: int | None = None           # fix the node's RNG (reproducible runs)
-    dead_probe_ms: int = 2_000            # contact one recently dead member this often (heals partitions); 0 = off
-    max_bytes_per_second: int = 0         # payload (delta, rumor, repair) bytes a node sends per second; 0 = no cap
-    convergence_check_ms: int = 500       # how often a node checks that every member reports its checksum; 0 = off
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=4096, le=64 << 20)] = DEFAULT_MESSAGE_BYTES  # budget of a delta
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=8192, le=256 << 20)] = 1024 * 1024  # larger frames are dropped
+    members_per_message: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 16  # membership updates piggybacked per message
+    retransmit_mult: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4   # broadcasts go retransmit_mult*ceil(log10(n+1))x
+    reap_after_ms: Ms1000 = 30_000              # dead/left members are forgotten after this
+    join_retry_ms: Ms10 = 500                    # first join retry; doubles up to join_retry_max_ms
+    join_retry_max_ms: Ms10 = 5_000
+    join_timeout_ms: Ms100 = 60_000            # give up (log) after this; keep running alone
+    seed_rejoin_ms: Ms100 = 10_000              # re-contact seeds not in our view (heals partitions)
+    leave_fanout: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32   # members told directly on graceful leave
+    rng_seed: int | None = None                 # fix the node's RNG (reproducible runs)
+    dead_probe_ms: OffOrMs = 2_000           # contact one recently dead member this often; 0 = off
+    max_bytes_per_second: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)] = 0   # payload bytes sent per second; 0 = no cap
+    convergence_check_ms: OffOrMs = 500  # check that every member reports our checksum this often; 0 = off
+
+    def __post_init__(self) -> None:
+        if self.join_retry_max_ms < self.join_retry_ms:
+            raise ValueError("join_retry_max_ms must not be below join_retry_ms - at `$.join_retry_max_ms`")
+        if self.max_message_bytes > self.max_frame_bytes:
+            if self.max_message_bytes != DEFAULT_MESSAGE_BYTES:
+                raise ValueError("max_message_bytes must fit in max_frame_bytes - at `$.max_message_bytes`")
+            self.max_message_bytes = self.max_frame_bytes // 2   # the default follows a smaller frame
+        for name, lo in (("dead_probe_ms", 100), ("convergence_check_ms", 50)):
+            value = getattr(self, name)
+            if 0 < value < lo:
+                raise ValueError(f"{name} is 0 (off) or at least {lo} ms - at `$.{name}`")
 
 
 class AntiEntropySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -216,9 +238,17 @@ class Config:
         return replace(self, metrics=MetricsSection(listen=listen))
 
     def with_node(self, **changes: Any) -> Config:
-        """Copy with [node] fields replaced (CLI flags override the file)."""
+        """Copy with [node] fields replaced (CLI flags, environment, Agent overrides win over the
+        file); validated like the file: ConfigError names the key."""
         values = {k: v for k, v in changes.items() if v not in (None, [], "")}
-        return replace(self, node=msgspec.structs.replace(self.node, **values))
+        if not values:
+            return self
+        try:
+            node = msgspec.convert({**msgspec.structs.asdict(self.node), **values}, NodeSection)
+        except msgspec.ValidationError as exc:
+            raise _explain(exc, self.path, "node", list(NodeSection.__struct_fields__)) from None
+        check_node(node, self.limits, self.path, given=set(values))
+        return replace(self, node=node)
 
     def identity(self) -> Identity:
         """Node id (default ``<hostname>-<port>``), advertised address (default: the bind
@@ -258,6 +288,41 @@ def _section(doc: dict[str, Any], table: str, cls: type[msgspec.Struct], path: s
         raise _explain(exc, path, table, list(cls.__struct_fields__)) from None
 
 
+ID_MAX_BYTES_SLACK = 16   # a dot origin is "<id>/<life>": the id leaves room for the life tag
+
+
+def check_node(node: NodeSection, limits: LimitsSection, path: str, given: set[str] | None = None) -> None:
+    """Refuse a [node] table peers could not use: bad ids, endpoints, seeds. `given`: keys set by
+    a flag or the environment (named so in the message)."""
+    def problem(key: str, message: str) -> ConfigError:
+        where = " (given on the command line or in the environment)" if given and key in given else ""
+        return ConfigError(message + where, path=path, table="node", key=key)
+
+    for key, text in (("id", node.id), ("cluster", node.cluster)):
+        if text and (any(c.isspace() or not c.isprintable() for c in text)):
+            raise problem(key, f"{text!r} may not contain spaces or control characters")
+    if node.id and len(node.id.encode()) > limits.max_id_bytes - ID_MAX_BYTES_SLACK:
+        raise problem("id", f"{len(node.id.encode())} bytes; at most {limits.max_id_bytes - ID_MAX_BYTES_SLACK} "
+                            f"([limits] max_id_bytes less room for the life tag); peers would drop this node")
+    if len(node.cluster.encode()) > 128:
+        raise problem("cluster", "at most 128 bytes")
+    for key, text, bind in (("bind", node.bind, True), ("advertise", node.advertise, False),
+                            ("control", node.control, True)):
+        if text:
+            issue = endpoint_problem(text, bind=bind)
+            if issue is not None:
+                raise problem(key, issue)
+            if key != "control" and len(text.encode()) > limits.max_id_bytes:
+                raise problem(key, f"longer than [limits] max_id_bytes ({limits.max_id_bytes}); peers would drop it")
+    for i, text in enumerate(node.seeds):
+        spec = parse_seed(text)
+        issue = endpoint_problem(spec.address)
+        if issue is not None:
+            raise problem("seeds", f"seed {i + 1}: {issue}")
+    if tags_size(node.tags) > MAX_TAGS_BYTES:
+        raise problem("tags", f"tags take {tags_size(node.tags)} bytes; at most {MAX_TAGS_BYTES} (keys plus values)")
+
+
 def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<config>") -> Config:
     known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", "metrics", "membership",
              *CONCERNS}
@@ -265,9 +330,6 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
         if table not in known:
             raise ConfigError(f"unknown table (valid tables: {', '.join(sorted(known))})", path=path, table=table)
     node = _section(doc, "node", NodeSection, path)
-    if tags_size(node.tags) > MAX_TAGS_BYTES:
-        raise ConfigError(f"tags take {tags_size(node.tags)} bytes; at most {MAX_TAGS_BYTES} (keys plus values)",
-                          path=path, table="node", key="tags")
     gossip = _section(doc, "gossip", GossipSection, path)
     strategies: dict[str, StrategyChoice] = {}
     for concern in CONCERNS:
@@ -293,6 +355,7 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
     hooks = _section(doc, "hooks", HooksSection, path)
     chaos = _section(doc, "chaos", ChaosSection, path)
     limits = _section(doc, "limits", LimitsSection, path)
+    check_node(node, limits, path)
     storage = _section(doc, "storage", StorageSection, path)
     metrics = _section(doc, "metrics", MetricsSection, path)
     membership = _section(doc, "membership", MembershipSection, path)

@@ -3,10 +3,16 @@
 Every limit turns into a counted, once-per-cause-logged drop with a stable cause label
 (``limit_entries``, ``limit_key``, ``rate_limited``...), never into an exception that escapes
 the receive loop. The structural limits are checked by the codec right after decoding, so no
-handler ever sees an oversized message; the per-peer rate is checked by the runtime before
-decoding (cheapest place), keyed by the transport-authenticated peer (CURVE key) or by the
-connection's routing id, never by the sender id written inside the message, which a flooder
-could spoof to starve an honest member.
+handler ever sees an oversized message. Rates are token buckets keyed by who the sender is,
+never by a connection (a flooder that reconnects keeps its bucket):
+
+* with CURVE, the authenticated member id (`peer_rate`);
+* without it, the sending host's address (`address_rate`, checked before decoding: cheapest),
+  then the host and the sender id the message claims (`peer_rate`) - a spoofed id only ever
+  shares a bucket with the spoofer's own host;
+* senders the node does not know (joins, strangers) share one small bucket per host
+  (`stranger_rate`): forged joins cannot grow the member table or make the node dial
+  sender-chosen addresses faster than that.
 
 Frame size stays in [gossip] max_frame_bytes (the codec's check) and the frame count is fixed by
 the protocol (2). Member metadata (tags) is bounded by the membership table (MAX_TAGS_BYTES).
@@ -29,18 +35,22 @@ from .messages import Entry, Envelope, MemberUpdate, body_lists
 class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """[limits]: per-message and per-peer bounds on received input."""
 
-    max_entries: Annotated[int, msgspec.Meta(ge=1)] = 4096        # entries per message (rumors + delta)
-    max_members: Annotated[int, msgspec.Meta(ge=1)] = 1024        # membership claims per message
-    max_origins: Annotated[int, msgspec.Meta(ge=1)] = 4096        # digest / coverage / version-vector size
-    max_key_bytes: Annotated[int, msgspec.Meta(ge=1)] = 1024      # one key, UTF-8
+    max_entries: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 4096       # entries per message (rumors + delta)
+    max_members: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 1024       # membership claims per message
+    max_origins: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 4096       # digest / coverage / version-vector size
+    max_key_bytes: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 1024     # one key, UTF-8
     max_value_bytes: Annotated[int, msgspec.Meta(ge=1, le=64 << 20)] = 256 * 1024  # one value, as JSON
     max_value_depth: Annotated[int, msgspec.Meta(ge=1, le=200)] = 64  # nesting of lists/objects in one value
     max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=100, le=86_400_000)] = 60_000  # HLC ahead of our clock
-    max_id_bytes: Annotated[int, msgspec.Meta(ge=8)] = 256        # node ids and addresses
-    peer_rate: Annotated[float, msgspec.Meta(ge=0)] = 2000.0      # messages/s one peer may send; 0 = no limit
-    peer_burst: Annotated[int, msgspec.Meta(ge=1)] = 4000         # token bucket depth
-    tracked_peers: Annotated[int, msgspec.Meta(ge=16)] = 4096     # rate buckets kept (oldest evicted)
-    inbox_hwm: Annotated[int, msgspec.Meta(ge=10)] = 1000         # messages queued per connection (RCVHWM)
+    max_id_bytes: Annotated[int, msgspec.Meta(ge=32, le=4096)] = 256          # node ids and addresses
+    peer_rate: Annotated[float, msgspec.Meta(ge=0, le=1e7)] = 2000.0        # messages/s one member may send; 0 = no limit
+    peer_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 24)] = 4000       # its token bucket depth
+    address_rate: Annotated[float, msgspec.Meta(ge=0, le=1e8)] = 20_000.0   # messages/s from one host (IP); 0 = no limit
+    address_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 24)] = 40_000
+    stranger_rate: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 16.0      # messages/s from unknown senders per host
+    stranger_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 64
+    tracked_peers: Annotated[int, msgspec.Meta(ge=16, le=1 << 20)] = 4096   # rate buckets kept (oldest evicted)
+    inbox_hwm: Annotated[int, msgspec.Meta(ge=10, le=1 << 20)] = 1000       # messages queued per connection (RCVHWM)
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1

@@ -34,7 +34,7 @@ from .messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate, origin_node
 from .registry import StrategyRegistry, create_strategies
 from .replication import COUNTER_SHIFT, Replication
 from .resolution import Op, Read, context_of, router_of
-from .signing import split_seed
+from .addresses import split_seed
 from .strategies import (
     ConflictResolver,
     Dissemination,

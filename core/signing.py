@@ -34,7 +34,10 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from zmq.utils import z85
 
+from .addresses import split_seed
 from .messages import Entry, MemberUpdate
+
+__all__ = ["KEY_TAG", "KeyPair", "LruSet", "claim_payload", "entry_payload", "split_seed", "verify"]
 
 ENTRY_DOMAIN = b"gossipmq/entry/v1\x00"
 CLAIM_DOMAIN = b"gossipmq/claim/v1\x00"
@@ -98,19 +101,6 @@ class KeyPair:
 
     def sign(self, payload: bytes) -> str:
         return base64.b64encode(self.signing.sign(payload).signature).decode("ascii")
-
-
-def split_seed(spec: str) -> tuple[str, str | None, str | None]:
-    """Seed spec `[ID@]ADDRESS[#KEY]` -> (address, node id, identity key); KEY is 40 Z85 chars."""
-    node_id = None
-    key = None
-    if len(spec) > 41 and spec[-41] == "#":
-        spec, key = spec[:-41], spec[-40:]
-    scheme = spec.find("://")
-    at = spec.find("@")
-    if at != -1 and (scheme == -1 or at < scheme):
-        node_id, spec = spec[:at], spec[at + 1:]
-    return spec, node_id, key
 
 
 # ---- canonical payloads --------------------------------------------------------------------

@@ -30,14 +30,14 @@ from gossipmq.core.node import Node
 from gossipmq.core.plugins import build_registry, make_plugin_manager, register_plugin
 from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.resolution import Op, Read, decode_context
-from gossipmq.core.signing import split_seed
+from gossipmq.core.addresses import normalize_seed, split_seed
 from gossipmq.transports.chaos import Chaos
 from gossipmq.transports.control import members_view, status_view
 from gossipmq.transports.event_scripts import EventScripts
 from gossipmq.transports.metrics import MetricsServer
 from gossipmq.transports.observers import Subscription
 from gossipmq.transports.security import transport_for
-from gossipmq.transports.seeds import SeedResolver, normalize_seed
+from gossipmq.transports.seeds import SeedResolver
 from gossipmq.transports.storage import attach
 from gossipmq.transports.zmq_runtime import ACK_TIMEOUT_S, RuntimeFailure, ZmqRuntime
 

@@ -50,6 +50,10 @@ LEFTOVER_MAX_AGE_S = 6 * 3600
 # One id per Python process (a pytest session); a cluster adds its own short id.
 SESSION_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
+# The image runs gossipctl as an unprivileged user (root Dockerfile: USER gossipmq, uid/gid 10001);
+# files copied into a node (keys) are owned by it, and iptables faults are exec'd as root.
+NODE_UID = NODE_GID = 10001
+
 PART_CHAIN = "GMQ_PART"
 LOSS_CHAIN = "GMQ_LOSS"
 
@@ -62,6 +66,26 @@ class ExecError(RuntimeError):
         what = "timed out" if code == 124 else f"exit code {code}"
         out = (stderr.strip() or stdout.strip())[-300:]
         super().__init__(f"{node}: `{' '.join(argv)}` {what}: {out}")
+
+
+class _NodeContainer(DockerContainer):
+    """A DockerContainer whose copied-in files belong to the image's node user (a secret key
+    must be mode 0600 *and* readable by the node)."""
+
+    def _transfer_into_container(self, transferable, destination_in_container: str, mode: int) -> None:
+        import io  # noqa: PLC0415
+        import tarfile  # noqa: PLC0415
+
+        if not isinstance(transferable, bytes):
+            return super()._transfer_into_container(transferable, destination_in_container, mode)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            # (missing parent directories are created by the engine: root, 0755, readable)
+            info = tarfile.TarInfo(destination_in_container.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid = len(transferable), mode, NODE_UID, NODE_GID
+            tar.addfile(info, io.BytesIO(transferable))
+        if not self._container.put_archive(path="/", data=buf.getvalue()):
+            raise OSError(f"failed to put {destination_in_container} into the container")
 
 
 class NodeDown(Abort):
@@ -247,12 +271,12 @@ class DockerCluster:
         assert self.network is not None
         node.generation += 1
         c = (
-            DockerContainer(self.image)
+            _NodeContainer(self.image)
             .with_name(self._container_name(node))
             .with_network(self.network)
             .with_network_aliases(node.name)
             .with_copy_into_container(toml_dumps(node.config).encode(), CONFIG_PATH)
-            .with_command(["gossipctl", "run", "--config", CONFIG_PATH])
+            .with_command(["run", "--config", CONFIG_PATH])   # the image's entrypoint is gossipctl
             .with_kwargs(cap_add=["NET_ADMIN"], hostname=node.name, init=True,
                          labels={**self.labels, "gossipmq.node": node.name})
         )
@@ -292,15 +316,15 @@ class DockerCluster:
             raise KeyError(f"unknown node {node!r} (nodes: {', '.join(self.nodes)})")
         return n.container
 
-    def exec(self, node: str, argv: Sequence[str], timeout: float | None = None) -> tuple[int, str, str]:
-        """Run argv in the node's container; returns (exit code, stdout, stderr).
-
-        Bounded by coreutils `timeout` inside the container (exit code 124)."""
+    def exec(self, node: str, argv: Sequence[str], timeout: float | None = None,
+             user: str = "") -> tuple[int, str, str]:
+        """Run argv in the node's container (as the image's user, or `user`); returns
+        (exit code, stdout, stderr). Bounded by coreutils `timeout` inside the container (exit code 124)."""
         t = timeout or self.exec_timeout
         wrapped = self._container(node).get_wrapped_container()
         cmd = ["timeout", "-k", "2", f"{t:g}", *argv]
         try:
-            code, (out, err) = wrapped.exec_run(cmd, demux=True)
+            code, (out, err) = wrapped.exec_run(cmd, demux=True, user=user)
         except Exception as e:  # noqa: BLE001 - e.g. 409 container not running / paused
             state = self._container_state(node)
             if state not in ("running",):
@@ -473,7 +497,7 @@ class DockerCluster:
             self._apply_partition()
 
     def _sh(self, node: str, script: str) -> None:
-        code, out, err = self.exec(node, ["sh", "-c", script], timeout=20)
+        code, out, err = self.exec(node, ["sh", "-c", script], timeout=20, user="root")   # iptables
         if code != 0:
             raise ExecError(node, ["sh", "-c", script], code, out, err)
 

@@ -1,13 +1,16 @@
-"""Build the gossipmq node image without any registry.
+"""Build the gossipmq node image from the repository's own Dockerfile, without any registry.
 
     python -m integration.image          # builds (or reuses) and prints the tag
 
 1. base image `gossipmq-base:<hash of build_base.sh>` via integration/images/build_base.sh
    (debootstrap + docker import; skipped when the tag exists);
-2. `pip wheel -w <tmp>/wheelhouse <snapshot of the repo>`: gossipmq + all deps as wheels;
-3. a temporary build context with only Dockerfile + wheelhouse, `docker build`
-   (pull=False) tagged `gossipmq-node:<hash of wheel contents + Dockerfile + base tag>`;
-   reused when that tag already exists.
+2. a temporary build context: a snapshot of the repository as `docker build .` would see it
+   (package sources, pyproject, README, LICENSE, deploy/, the root Dockerfile) and, in its
+   deploy/wheelhouse/, every dependency plus the build backend as wheels made on the host with
+   `pip wheel` (the Dockerfile then installs with --no-index);
+3. `docker build --build-arg BASE=<base tag>` of the root Dockerfile (pull=False), tagged
+   `gossipmq-node:<hash of the context: files + wheel contents + base tag>`; reused when that
+   tag already exists.
 """
 from __future__ import annotations
 
@@ -27,7 +30,10 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 IMAGES = HERE / "images"
 BUILD_BASE = IMAGES / "build_base.sh"
-DOCKERFILE = IMAGES / "Dockerfile.node"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+CONTEXT_WHEELHOUSE = Path("deploy") / "wheelhouse"
+# the build backend gossipmq needs (pyproject [build-system]): the image builds gossipmq from source
+BUILD_REQUIREMENTS = ["setuptools>=77", "wheel"]
 NODE_REPO = "gossipmq-node"
 
 # Never copied into the wheel-building snapshot: at the top level of the repo ...
@@ -44,8 +50,13 @@ _SNAPSHOT_SKIP_ANY = shutil.ignore_patterns(
 def _snapshot_ignore(root: Path):
     def ignore(directory: str, names: list[str]) -> set[str]:
         skipped = set(_SNAPSHOT_SKIP_ANY(directory, names))
-        if Path(directory).resolve() == root.resolve():
+        here = Path(directory).resolve()
+        if here == root.resolve():
             skipped |= _SNAPSHOT_SKIP_TOP & set(names)
+        if here == (root / "deploy").resolve():   # only what the Dockerfile copies (as .dockerignore)
+            skipped |= set(names) - {"docker", "wheelhouse"}
+        if here == (root / CONTEXT_WHEELHOUSE).resolve():
+            skipped |= {n for n in names if n.endswith(".whl")}  # ours replace any local wheels
         return skipped
 
     return ignore
@@ -66,8 +77,8 @@ def ensure_base_image() -> str:
     return tag
 
 
-def build_wheelhouse(dest: Path, src: Path = REPO_ROOT) -> list[Path]:
-    """`pip wheel` gossipmq + all its dependencies into `dest`.
+def build_wheelhouse(dest: Path, src: Path = REPO_ROOT, extra: list[str] | None = None) -> list[Path]:
+    """`pip wheel` gossipmq + all its dependencies (+ `extra` requirements) into `dest`.
 
     Builds from a snapshot copy of the repository (package sources + pyproject +
     README only), so the build neither races with edits nor leaves build/ or
@@ -78,7 +89,7 @@ def build_wheelhouse(dest: Path, src: Path = REPO_ROOT) -> list[Path]:
         snap = Path(tmp) / "gossipmq"
         shutil.copytree(src, snap, ignore=_snapshot_ignore(src))
         cmd = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
-               "-w", str(dest), str(snap)]
+               "-w", str(dest), str(snap), *(extra or [])]
         _log(" ".join(cmd))
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         if proc.returncode != 0:
@@ -114,47 +125,76 @@ def _image_exists(client, tag: str) -> bool:
         return False
 
 
+def context_digest(ctx: Path) -> str:
+    """Hash of a build context: every file's path and bytes, wheels by their contents (so
+    rebuilding an unchanged tree gives the same digest whatever the zip timestamps)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in ctx.rglob("*") if p.is_file())
+    for f in files:
+        rel = f.relative_to(ctx).as_posix()
+        if f.suffix == ".whl":
+            continue
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    h.update(wheelhouse_digest([f for f in files if f.suffix == ".whl"]).encode())
+    return h.hexdigest()
+
+
+def make_context(ctx: Path, src: Path) -> list[Path]:
+    """Fill `ctx` with what `docker build .` in `src` needs, plus a wheelhouse of every
+    dependency and the build backend (made on the host) in deploy/wheelhouse/."""
+    shutil.copytree(src, ctx, ignore=_snapshot_ignore(src), dirs_exist_ok=True)
+    wheelhouse = ctx / CONTEXT_WHEELHOUSE
+    wheels = build_wheelhouse(wheelhouse, src, extra=BUILD_REQUIREMENTS)
+    # The image builds gossipmq from the sources in the context, as a user's `docker build .`
+    # does; the wheelhouse keeps only dependencies and the build backend.
+    for w in wheels:
+        if w.name.startswith("gossipmq-"):
+            w.unlink()
+    return sorted(wheelhouse.glob("*.whl"))
+
+
 def ensure_node_image(src: Path | None = None) -> str:
     """Ensure the node image for the current working tree exists; return its tag.
 
-    `src` (default: the repository root, or $GOSSIPMQ_SRC) is the project that is wheeled.
+    `src` (default: the repository root, or $GOSSIPMQ_SRC) is the project that is built;
+    its root Dockerfile is the recipe, with BASE = the debootstrap-made base image.
     """
     src = Path(src or os.environ.get("GOSSIPMQ_SRC") or REPO_ROOT)
     reason = _docker.docker_unavailable_reason()
     if reason:
         raise RuntimeError(reason)
+    if not (src / "Dockerfile").is_file():
+        raise RuntimeError(f"no Dockerfile at {src}")
     t0 = time.monotonic()
     base = ensure_base_image()
     t_base = time.monotonic() - t0
     with tempfile.TemporaryDirectory(prefix="gossipmq-image-") as tmp:
-        ctx = Path(tmp)
+        ctx = Path(tmp) / "context"
         t1 = time.monotonic()
-        wheels = build_wheelhouse(ctx / "wheelhouse", src)
+        wheels = make_context(ctx, src)
         t_wheels = time.monotonic() - t1
-        dockerfile = DOCKERFILE.read_bytes()
         h = hashlib.sha256()
-        h.update(dockerfile)
         h.update(base.encode())
-        h.update(wheelhouse_digest(wheels).encode())
+        h.update(context_digest(ctx).encode())
         tag = f"{NODE_REPO}:{h.hexdigest()[:12]}"
         client = _docker.client()
         try:
             if _image_exists(client, tag):
-                _log(f"{tag} already present (base {t_base:.1f}s, wheels {t_wheels:.1f}s)")
+                _log(f"{tag} already present (base {t_base:.1f}s, context {t_wheels:.1f}s)")
                 return tag
-            (ctx / "Dockerfile").write_bytes(dockerfile)
-            _log(f"docker build {tag} from {base} with {len(wheels)} wheels")
+            _log(f"docker build {tag} from {src / 'Dockerfile'} with BASE={base}, {len(wheels)} wheels")
             t2 = time.monotonic()
             import docker.errors  # noqa: PLC0415
 
             try:
                 client.images.build(path=str(ctx), dockerfile="Dockerfile", tag=tag, pull=False,
-                                    rm=True, forcerm=True, buildargs={"BASE_IMAGE": base},
+                                    rm=True, forcerm=True, buildargs={"BASE": base},
                                     labels={"gossipmq.image": "node"})
             except docker.errors.BuildError as e:
                 log = "".join(x.get("stream", "") or x.get("error", "") for x in e.build_log)
                 raise RuntimeError(f"docker build of {tag} failed: {e.msg}\n{log[-4000:]}") from None
-            _log(f"built {tag} (base {t_base:.1f}s, wheels {t_wheels:.1f}s, "
+            _log(f"built {tag} (base {t_base:.1f}s, context {t_wheels:.1f}s, "
                  f"docker build {time.monotonic() - t2:.1f}s)")
         finally:
             client.close()

@@ -23,6 +23,7 @@ from tests._security_helpers import Proc, converged, free_ports, make_keys, wait
 
 FLOOD_S = 30.0
 MAX_FRAME = 65536
+RETURN_KIB = 8 * 1024   # "near the baseline": within 8 MiB of the RSS before the flood
 ROOT = Path(__file__).parent.parent
 
 
@@ -92,6 +93,11 @@ def test_flood_keeps_cluster_converging_and_memory_bounded(tmp_path: Path) -> No
         assert max(rss) - rss_start < 150 * 1024, (rss_start, max(rss))
         second_half = rss[len(rss) // 2:]
         assert max(second_half) - min(second_half) < 64 * 1024, second_half
+        # and it gives the memory back: RSS returns near its baseline (bounded queues, no retained garbage)
+        after: list[int] = []
+        settled = wait_until(lambda: after.append(n1.rss_kib()) or after[-1] - rss_start < RETURN_KIB, 30)
+        print(f"flood: n1 RSS after the flood {after[:1]} .. {after[-1]} KiB (start {rss_start} KiB)")
+        assert settled, (rss_start, after[-5:])
     finally:
         for rogue in rogues:
             if rogue.poll() is None:

@@ -263,6 +263,10 @@ def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token:
                                f"that exited)")
     if token:
         payload = {**payload, "token": token}
+    try:
+        raw = orjson.dumps(payload)
+    except (TypeError, orjson.JSONEncodeError) as exc:   # e.g. a value nested deeper than JSON encoders go
+        raise ControlError(f"the request cannot be sent as JSON (a value nested too deeply?): {exc}") from None
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -270,7 +274,7 @@ def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token:
         sock.setsockopt(zmq.IPV6, 1)
     try:
         sock.connect(endpoint)
-        sock.send_multipart([b"", orjson.dumps(payload)])
+        sock.send_multipart([b"", raw])
         if not sock.poll(int(timeout * 1000)):
             raise ControlError(f"no node answered on {endpoint} within {timeout:g}s (is it running?)")
         reply = orjson.loads(sock.recv_multipart()[-1])

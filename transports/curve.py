@@ -28,7 +28,8 @@ import zmq
 import zmq.auth.asyncio
 
 from gossipmq.core.errors import ConfigError
-from gossipmq.core.signing import KeyPair, curve_public_of, split_seed
+from gossipmq.core.addresses import split_seed
+from gossipmq.core.signing import KeyPair, curve_public_of
 from gossipmq.core.timers import Timer
 from gossipmq.plugins.security import CurveOptions, CurveSecurity, Trust, TrustedKey
 

@@ -9,50 +9,12 @@ DNS, a headless service) or that moves to a new address after a restart still wo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Iterable
 
-DEFAULT_PORT = 7946
+from gossipmq.core.addresses import DEFAULT_PORT, is_dns_name, normalize_seed, split_tcp
 
-
-def normalize_seed(text: str, default_port: int = DEFAULT_PORT) -> str:
-    """Complete the address part of a seed spec; an `ID@` prefix and a `#KEY` suffix (the
-    curve security plugin's `[ID@]ADDRESS[#KEY]`) are kept as they are."""
-    text = text.strip()
-    prefix = suffix = ""
-    if len(text) > 41 and text[-41] == "#":
-        text, suffix = text[:-41], text[-41:]
-    at, scheme = text.find("@"), text.find("://")
-    if at != -1 and (scheme == -1 or at < scheme):
-        prefix, text = text[:at + 1], text[at + 1:]
-    if "://" not in text:
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or (host.count(":") and not host.startswith("[")):
-            host, port = text, str(default_port)   # bare host (or a bare IPv6 literal)
-        text = f"tcp://{host}:{port}"
-    return prefix + text + suffix
-
-
-def split_tcp(address: str) -> tuple[str, int] | None:
-    """("host", port) of a tcp:// address, None for other transports or malformed ones."""
-    if not address.startswith("tcp://"):
-        return None
-    host, _, port = address[len("tcp://"):].rpartition(":")
-    if not port.isdigit() or not host:
-        return None
-    return host.strip("[]"), int(port)
-
-
-def is_dns_name(address: str) -> bool:
-    parts = split_tcp(address)
-    if parts is None or parts[0] in ("*", ""):
-        return False
-    try:
-        ipaddress.ip_address(parts[0])
-    except ValueError:
-        return True
-    return False
+__all__ = ["DEFAULT_PORT", "SeedResolver", "is_dns_name", "normalize_seed", "split_tcp"]
 
 
 class SeedResolver:

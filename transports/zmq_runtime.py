@@ -30,6 +30,7 @@ from typing import Any
 import pluggy
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from gossipmq.core.codec import decode_frames, encode_envelope
 from gossipmq.core.effects import Confirmed, Dropped, Effect, MemberChanged, Schedule, Send
@@ -53,6 +54,18 @@ TIMER_RETRY_S = 1.0
 HANDOFF_PEERS = 3        # members a leaving node hands its own recent writes to
 HANDOFF_TIMEOUT_S = 1.5  # how long it waits for them to confirm
 ACK_TIMEOUT_S = 5.0      # default wait of a write with an acknowledgement level
+
+
+MEMORY_TRIM_S = 10.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where it does not exist (musl, macOS)."""
+    try:
+        import ctypes
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
 
 
 class RuntimeFailure(GossipError):
@@ -87,7 +100,10 @@ class ZmqRuntime:
         #: transport half of a security strategy (transports/security.py) or None
         self.security = security
         limits = node.limits
+        #: token buckets (core/limits.py): per member, per sending host, for strangers per host
         self.rate = RateLimiter(limits.peer_rate, limits.peer_burst, limits.tracked_peers)
+        self.host_rate = RateLimiter(limits.address_rate, limits.address_burst, limits.tracked_peers)
+        self.stranger_rate = RateLimiter(limits.stranger_rate, limits.stranger_burst, limits.tracked_peers)
         self.chaos = chaos            # fault injection on outgoing messages (transports/chaos.py)
         self.seeds = seeds            # seeds given as DNS names, re-resolved on every join
         self.bind = bind
@@ -136,10 +152,12 @@ class ZmqRuntime:
             raise
         self.started_at = time.time()
         self._supervise("receive", self._receive_loop())
+        self._supervise("inbox-monitor", self._watch_inbox())
         if self.control is not None:
             self._supervise("control", self.control.serve())
         if self.storage is not None:
             self._supervise("flush", self._flush_loop())
+        self._supervise("memory", self._return_memory())
         self.log.info("node %s listening on %s (advertised %s, incarnation %d)", self.node.node_id, self.bind,
                       self.node.address, self.node.inc)
         self._apply(self.node.start(time.time()))
@@ -267,24 +285,43 @@ class ZmqRuntime:
                 # A ready recv completes without yielding to the event loop: under a flood this
                 # loop would starve timers (heartbeats) and the control channel. Yield now and then.
                 await asyncio.sleep(0)
-            peer: str | None = None
-            if self.security is None:
-                frames = await inbox.recv_multipart()
-            else:  # zero-copy frames carry the CURVE-authenticated User-Id
-                zframes = await inbox.recv_multipart(copy=False)
-                peer = self.security.identify(zframes[0])
-                frames = [f.bytes for f in zframes]
-            self._handle_frames(frames, peer)
+            # zero-copy frames carry who sent them: the CURVE-authenticated User-Id, or the host
+            zframes = await inbox.recv_multipart(copy=False)
+            if self.security is not None:
+                peer: str | None = self.security.identify(zframes[0])
+                host = peer or "?"
+            else:
+                peer = None
+                host = zframes[0].get("Peer-Address") or "?"
+            self._handle_frames([f.bytes for f in zframes[1:]], peer, host)
 
-    def _handle_frames(self, frames: list[bytes], peer: str | None) -> None:
+    async def _watch_inbox(self) -> None:
+        """Count what libzmq does to inbound sessions on its own: a peer whose frame exceeded
+        MAXMSGSIZE is cut without a word, which shows only as a disconnect (libzmq gives no
+        reason); failed handshakes (CURVE refusals, protocol errors) are counted too."""
+        assert self.inbox is not None
+        events = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        monitor = self.inbox.get_monitor_socket(events)
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())["event"]
+                if event == zmq.EVENT_DISCONNECTED:
+                    self.io["inbox_disconnects"] += 1
+                else:
+                    self.io["handshake_failures"] += 1
+        finally:
+            self.inbox.disable_monitor()
+            monitor.close(linger=0)
+
+    def _handle_frames(self, frames: list[bytes], peer: str | None, host: str = "?") -> None:
+        """One received message: rate limits, decode, kernel; `peer`: the CURVE-authenticated
+        member id (None without CURVE); `host`: the sender's address (or its member id with CURVE)."""
         node = self.node
-        routing_id, frames = frames[0], frames[1:]
         self.io["bytes_in"] += sum(len(f) for f in frames)
         now = time.time()
-        # per-peer token bucket, keyed by who the transport says it is (never by the message)
-        if not self.rate.allow(peer if peer is not None else routing_id, now):
-            self._apply(node.record_drop(now, "rate_limited", f"peer {peer or routing_id.hex()} "
-                                                              f"exceeds {self.rate.rate:g} messages/s"))
+        if peer is None and not self.host_rate.allow(host, now):   # before decoding: cheapest
+            self._apply(node.record_drop(now, "rate_limited", f"host {host} exceeds {self.host_rate.rate:g} "
+                                                              f"messages/s ([limits] address_rate)"))
             return
         try:
             env = decode_frames(frames, node.bodies, node.gossip.max_frame_bytes, limits=node.limits)
@@ -293,6 +330,17 @@ class ZmqRuntime:
             return
         if self.blocked and env.addr in self.blocked:
             self.io["blocked_in"] += 1
+            return
+        if env.src not in node.members and env.src != node.node_id:
+            # a sender we do not know (a join, a stranger): a small bucket per host
+            if not self.stranger_rate.allow(host, now):
+                self._apply(node.record_drop(now, "stranger_rate_limited", f"{env.type} from unknown {env.src!r} "
+                                                                           f"(host {host}) exceeds "
+                                                                           f"{self.stranger_rate.rate:g} messages/s"))
+                return
+        elif not self.rate.allow(peer if peer is not None else (host, env.src), now):
+            self._apply(node.record_drop(now, "rate_limited", f"{env.src!r} (host {host}) exceeds "
+                                                              f"{self.rate.rate:g} messages/s ([limits] peer_rate)"))
             return
         if self.security is not None and peer is None:
             self._apply(node.record_drop(now, "revoked_key", f"{env.type} from {env.src!r} arrived on a "
@@ -591,6 +639,16 @@ class ZmqRuntime:
         while True:
             await asyncio.sleep(interval)
             self.commit()
+
+    async def _return_memory(self) -> None:
+        """Give freed heap back to the OS now and then (glibc keeps it otherwise): after a burst -
+        a flood of junk frames, a large sync - the node's RSS returns near its baseline."""
+        trim = _malloc_trim()
+        if trim is None:
+            return
+        while True:
+            await asyncio.sleep(MEMORY_TRIM_S)
+            trim(0)
 
     # -- observing ---------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
