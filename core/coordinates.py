@@ -70,5 +70,22 @@ class Coordinates:
     def between(self, a: Coordinate, b: Coordinate) -> float:
         return distance(a, b)
 
+    def estimate(self, me: str, a: str, b: str | None = None) -> dict[str, object]:
+        """`gossipctl rtt A [B]` (Serf's `serf rtt`): the estimated round trip between A and B
+        (B defaults to this node, `me`) from their coordinates. ValueError naming a node whose
+        coordinate is unknown here."""
+        b = b or me
+
+        def coord(node: str) -> Coordinate:
+            found = self.mine if node == me else self.peers.get(node)
+            if found is None:
+                raise ValueError(f"no network coordinate known for {node!r} on {me!r}: coordinates ride on SWIM "
+                                 f"probes ([failure_detection] strategy = \"swim\"), so only members this node "
+                                 f"probed or was probed by have one")
+            return found
+        ca, cb = coord(a), coord(b)
+        return {"a": a, "b": b, "rtt_ms": round(distance(ca, cb) * 1000, 3),
+                "error": {a: round(ca.error, 3), b: round(cb.error, 3)}, "samples": self.client.updates}
+
 
 __all__ = ["Coordinate", "Coordinates"]

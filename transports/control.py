@@ -119,6 +119,11 @@ class Status(Request, tag="status"):
     pass
 
 
+class Rtt(Request, tag="rtt"):
+    a: str
+    b: str | None = None
+
+
 class Info(Request, tag="info"):
     pass
 
@@ -177,11 +182,11 @@ class KeysStatus(Request, tag="keys_status"):
 
 
 REQUESTS: tuple[type[Request], ...] = (
-    Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Info, Version, Events, Leave, Join,
+    Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Rtt, Info, Version, Events, Leave, Join,
     ForceLeave, TagsSet, TagsDelete, Block, Monitor, KeysReload, KeysRotate, KeysStatus)
 COMMANDS = tuple(sorted(r.__struct_config__.tag for r in REQUESTS))   # type: ignore[misc]
 _decode = msgspec.json.Decoder(Put | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status  # type: ignore[operator]
-                               | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
+                               | Rtt | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
                                | Block | Monitor | KeysReload | KeysRotate | KeysStatus).decode
 MAX_REQUEST_BYTES = 8 << 20
 
@@ -605,6 +610,8 @@ class ControlServer:
             return members_view(node, statuses=req.status, tags=req.tags)
         if isinstance(req, Status):
             return status_view(rt)
+        if isinstance(req, Rtt):
+            return node.coordinates.estimate(node.node_id, req.a, req.b)
         if isinstance(req, Info):
             return info_view(rt)
         if isinstance(req, Version):

@@ -46,11 +46,12 @@ class MemoryNetwork:
 
     def __init__(self, *, seed: int = 0, latency: tuple[float, float] = (0.001, 0.005),
                  loss: float = 0.0, encode: bool = False, pm: pluggy.PluginManager | None = None,
-                 refuse: bool = False) -> None:
+                 refuse: bool = False, delay: Callable[[str, str], float] | None = None) -> None:
         """`pm`: a plugin manager whose event hooks see every node's events, exactly as under
         the ZeroMQ runtime (transports/observers.py). `refuse`: a message to a crashed node is
         reported back to its sender one round trip later (`Node.unreachable`), as a refused TCP
-        connection would be - the signal HyParView's paper relies on."""
+        connection would be - the signal HyParView's paper relies on. `delay(src, dst)`: the
+        one-way latency of each message by link (a topology), instead of the uniform `latency`."""
         self.rng = random.Random(seed)
         self.latency = latency
         self.loss = loss
@@ -71,6 +72,7 @@ class MemoryNetwork:
         self.delivered = 0
         self.lost = 0
         self.refuse = refuse
+        self.delay = delay
 
     # -- cluster management ---------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -185,6 +187,9 @@ class MemoryNetwork:
             if node is None:
                 return
             env = decode_frames(encode_envelope(env), node.bodies, node.gossip.max_frame_bytes)
+        if self.delay is not None:
+            self._push(self.now + self.delay(src, dst), "msg", dst, env)
+            return
         lo, hi = self.latency
         self._push(self.now + (lo if hi <= lo else self.rng.uniform(lo, hi)), "msg", dst, env)
 

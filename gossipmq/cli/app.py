@@ -404,6 +404,19 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt
 
 
 @app.command()
+def rtt(a: Annotated[str, typer.Argument(help="A member id.")],
+        b: Annotated[Optional[str], typer.Argument(help="Another member id (default: the node asked).")] = None,
+        config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Estimated round-trip time between A and B (or this node) from Vivaldi network coordinates."""
+    result = Client(config, control, token, json)("rtt", a=a, b=b)
+    if json:
+        print_json(result)
+        return
+    typer.echo(f"Estimated {result['a']} <-> {result['b']} rtt: {result['rtt_ms']:.3f} ms "
+               f"(using Vivaldi network coordinates)")
+
+
+@app.command()
 def info(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
     """Version, uptime, configuration summary (strategies by their config names) and every counter."""
     result = Client(config, control, token, json)("info")
