@@ -53,6 +53,10 @@ class Cluster:
         self.departed: dict[str, float] = {}   # dead/left member -> since
         self.join_attempts = 0
         self.started_at = 0.0
+        # Housekeeping timers run only while there is something to keep: an idle node (and each
+        # of 10^5 simulated ones) does not wake up every second to find nothing to reap.
+        self._reap_armed = False
+        self._dead_armed = False
         #: full mesh or a partial view (core/overlay.py), by [membership] overlay
         self.overlay = make_overlay(self, node.membership)
 
@@ -65,9 +69,6 @@ class Cluster:
             self._send_joins()
             node.schedule(KERNEL, "join", gossip.join_retry_ms / 1000)
             node.schedule(KERNEL, "seeds", gossip.seed_rejoin_ms / 1000)
-        node.schedule(KERNEL, "reap", 1.0)
-        if gossip.dead_probe_ms > 0:
-            node.schedule(KERNEL, "dead", gossip.dead_probe_ms / 1000)
         self.overlay.start()
 
     def leave(self) -> None:
@@ -253,6 +254,7 @@ class Cluster:
             pass   # the status did not change: nor does the reaping clock
         elif member.status in ("dead", "left"):
             self.departed[member.id] = now
+            self._arm_housekeeping()
         else:
             self.departed.pop(member.id, None)
         view = member_view(member)
@@ -261,6 +263,15 @@ class Cluster:
         if old_address:
             view["old_address"] = old_address
         self.node.emit(MemberChanged(view, previous, reason))
+
+    def _arm_housekeeping(self) -> None:
+        node = self.node
+        if not self._reap_armed:
+            self._reap_armed = True
+            node.schedule(KERNEL, "reap", 1.0)
+        if node.gossip.dead_probe_ms > 0 and not self._dead_armed:
+            self._dead_armed = True
+            node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
 
     def _send_joins(self) -> None:
         for seed in self.seeds:
@@ -293,7 +304,9 @@ class Cluster:
                 if member is not None:
                     node.emit(MemberChanged(member_view(member), member.status, "reaped"))
         self.members.forget_graves(node.now)
-        node.schedule(KERNEL, "reap", 1.0)
+        self._reap_armed = bool(self.departed or self.members.graveyard)
+        if self._reap_armed:
+            node.schedule(KERNEL, "reap", 1.0)
 
     def _on_dead_timer(self) -> None:
         """Gossip to the dead (memberlist's GossipToTheDeadTime): until it is reaped, contact one
@@ -304,7 +317,9 @@ class Cluster:
             target = self.members.get(node.rng.choice(dead))
             if target is not None:
                 self.overlay.contact(target.addr)
-        node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
+        self._dead_armed = bool(dead)
+        if dead:
+            node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
 
     def _on_seeds_timer(self) -> None:
         node = self.node

@@ -65,24 +65,27 @@ def everyone_has(net: MemoryNetwork, key: str) -> bool:
 
 @pytest.mark.parametrize("overlay", ["full", "hyparview"])
 def test_after_the_first_broadcasts_a_write_costs_about_one_copy_per_node(overlay: str) -> None:
+    """Steady state: the writers' trees have formed (and, with the default latency optimisation,
+    settled); each write then costs about one payload copy per node."""
     n = 40
     net, addrs = cluster(n, pt_config(overlay))
     copies = Copies(net)
-    for i in range(3):                                  # the first writes build the tree
-        net.put(addrs[i], f"warm{i}", i)
+    writers = [addrs[0], addrs[7], addrs[19], addrs[33]]
+    for i in range(16):                                 # the first writes build the trees
+        net.put(writers[i % 4], f"warm{i}", i)
         assert net.wait_for(lambda i=i: everyone_has(net, f"warm{i}"), 5.0)
-    net.run_for(1.0)
+        net.run_for(0.5)
     steady = []
-    for i in range(10):
+    for i in range(12):
         before = sum(copies.per_dot.values())
-        net.put(addrs[(7 * i) % n], f"k{i}", i)
+        net.put(writers[i % 4], f"k{i}", i)
         assert net.wait_for(lambda i=i: everyone_has(net, f"k{i}"), 3.0)
         net.run_for(0.5)
         steady.append((sum(copies.per_dot.values()) - before) / (n - 1))
     mean = sum(steady) / len(steady)
     assert mean <= 1.05, f"{overlay}: {mean:.3f} payload copies per node per write (steady state)"
     assert len(set(checksums(net).values())) == 1
-    assert copies.types["pt_prune"] > 0 and copies.types["syn"] >= 0
+    assert copies.types["pt_prune"] > 0
 
 
 def test_full_overlay_neighbours_are_a_stable_bounded_subset() -> None:
