@@ -359,7 +359,7 @@ def members_view(node: Node, statuses: list[str] | None = None, tags: dict[str, 
         for row in rows[1:]:
             row["view"] = "active"
         rows += [{"id": p["id"], "address": p["address"], "status": "passive", "incarnation": 0, "tags": {},
-                  "heartbeat": 0, "view": "passive"} for p in view["passive"]]
+                  "heartbeat": 0, "view": "passive"} for p in view["passive"] if p["id"] not in node.members]
     if statuses:
         rows = [r for r in rows if r["status"] in statuses]
     if tags:
