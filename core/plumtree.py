@@ -154,9 +154,10 @@ class PlumtreeOptions:
     max_grafts: int = 10
     #: the optimisation: "off" (keep the tree the first broadcast built, repaired by GRAFTs),
     #: "hops" (the paper's rule) or "latency" (estimated time, needs the latency callable).
-    #: Off by default: on one shared tree, broadcasts from different origins undo each
+    #: Off by default here: on one shared tree, broadcasts from different origins undo each
     #: other's swaps; measured on 150-node overlays with many origins, "hops" kept swapping and
-    #: made delivery 1.5-2.9x slower than "off" (docs/scale-algorithms.md)
+    #: made delivery 1.5-2.9x slower than "off". With trees="per_origin" the swaps settle
+    #: (the `plumtree` strategy turns both on; docs/scale-algorithms.md)
     optimization: Literal["off", "hops", "latency"] = "off"
     #: "hops": r_eager - r_lazy that triggers a swap (the paper's experiments use 7)
     optimization_threshold: int = 7

@@ -21,11 +21,19 @@ it chooses with a bare GRAFT). Redrawing the subset every round would rebuild th
 round; keeping it stable keeps the tree, and the peer selector still decides its shape.
 
 Optimisation. `optimization = "latency"` (the default) swaps an eager link for a lazy one
-whose path from the write's origin is estimated faster - estimates are Vivaldi coordinates
-that SWIM probes carry (``ctx.coordinates``); without them nothing is swapped, which is
-"off". `trees = "per_origin"` (the default) keeps a tree per origin for those swaps (forked
-from the shared one on its first swap), because on one shared tree the swaps for different
-writers undo each other and never settle (docs/scale-algorithms.md measures both).
+whose path from the write's origin is estimated faster - estimates come from Vivaldi
+coordinates (``ctx.coordinates``): ours is trained by SWIM's probes, and since the tree's
+neighbours need not be the members SWIM probes, a Plumtree message carries our coordinate to a
+neighbour at most every 30 s. Without coordinates (no SWIM) nothing is swapped, which is
+"off". Over the full overlay `repick_ms` lets the neighbour picks move toward near peers over
+time: every period the second-slowest pick is replaced by the selector's fastest candidate if
+that one is estimated twice as fast (the slowest stays: one long link keeps regions joined; the
+dropped peer gets a PRUNE with `unlink`) - with `nearest`, picks made at start-up, before any
+coordinate existed, become near ones. Each swap removes a link that may carry a tree edge, so
+the next writes are repaired by GRAFT (B19 measures the cost).
+`trees = "per_origin"` (the default) keeps a tree per origin for the swaps (forked from the
+shared one on its first swap), because on one shared tree the swaps for different writers undo
+each other and never settle (docs/scale-algorithms.md measures both).
 
 What Plumtree does not do: announce a write more than once per link. A node whose every
 announcement was lost never hears of the write; pair it with ``[anti_entropy] interval_ms``
@@ -35,6 +43,8 @@ tree does not send).
 """
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -44,8 +54,11 @@ from gossipmq.core.membership import REACHABLE
 from gossipmq.core.messages import Count, Counter, Entry, Envelope
 from gossipmq.core.strategies import Context, Dissemination, RoundShape
 from gossipmq.core.timers import Timer
+from gossipmq.core.vivaldi import Coordinate
 
 Dot = tuple[str, int]
+#: latency mode: a neighbour gets our Vivaldi coordinate with a Plumtree message at most this often
+COORD_EVERY_S = 30.0
 Cost = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
 
 
@@ -60,6 +73,8 @@ class PlumtreeOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     latency_threshold_ms: Annotated[float, msgspec.Meta(ge=0.0)] = 5.0     # "latency": faster by this much ...
     latency_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.2    # ... and by this share
     neighbors: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4               # full overlay: peers we choose
+    repick_ms: Annotated[int, msgspec.Meta(ge=0)] = 0                      # full overlay: swap a slow pick for a
+                                                                           # 2x nearer one this often (0: never)
     max_ihave_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256   # ids per IHAVE
     id_retention_ms: Annotated[int, msgspec.Meta(ge=1)] = 120_000          # duplicate detection memory
     max_ids: Annotated[int, msgspec.Meta(ge=1)] = 100_000
@@ -77,6 +92,7 @@ class PtGossip(msgspec.Struct, frozen=True):
     entries: list[Entry]
     round: Count
     cost: Cost | None = None
+    coord: Coordinate | None = None   # latency mode: the sender's coordinate, now and then
 
 
 class PtAnnouncement(msgspec.Struct, frozen=True, array_like=True):
@@ -90,6 +106,7 @@ class PtIHave(msgspec.Struct, frozen=True):
     """Lazy push: dots the sender has, batched."""
 
     ids: list[PtAnnouncement]
+    coord: Coordinate | None = None
 
 
 class PtGraft(msgspec.Struct, frozen=True):
@@ -101,13 +118,16 @@ class PtGraft(msgspec.Struct, frozen=True):
     round: Count = 0
     root: str = ""
     tree: bool = False
+    coord: Coordinate | None = None
 
 
 class PtPrune(msgspec.Struct, frozen=True):
-    """Make the link lazy (in the tree of `root` when `tree`)."""
+    """Make the link lazy (in the tree of `root` when `tree`); `unlink`: we no longer choose
+    you as a neighbour (full overlay), drop the link."""
 
     root: str = ""
     tree: bool = False
+    unlink: bool = False
 
 
 def _origin(dot: Dot) -> str:
@@ -136,6 +156,7 @@ class Plumtree(Dissemination):
         self.ctx: Context | None = None
         self.picks: dict[str, None] = {}       # full overlay: the members we chose
         self.inbound: dict[str, None] = {}     # full overlay: members that chose us
+        self._coord_sent: OrderedDict[str, float] = OrderedDict()   # peer -> when it last got our coordinate
         self._version = -1
         self._reported = dict.fromkeys(self.STATS, 0)
 
@@ -143,6 +164,8 @@ class Plumtree(Dissemination):
     def start(self, ctx: Context) -> None:
         self.ctx = ctx
         self._sync(ctx)
+        if self.options.repick_ms > 0 and not ctx.overlay.partial:
+            ctx.schedule(self.concern, "repick", ctx.round_delay(self.options.repick_ms / 1000, first=True))
 
     def round_shape(self, n: int) -> RoundShape:
         """Not round-based: a write goes out at once. The "round" is the IHAVE batching period,
@@ -160,6 +183,41 @@ class Plumtree(Dissemination):
         if timer.name == "pt" and isinstance(timer.arg, tuple):
             self._sync(ctx)
             self._apply(ctx, self.tree.on_timer(ctx.now, timer.arg))
+        elif timer.name == "repick":
+            self._repick(ctx)
+            ctx.schedule(self.concern, "repick", ctx.round_delay(self.options.repick_ms / 1000))
+
+    def _repick(self, ctx: Context) -> None:
+        """Replace our second-slowest pick by the selector's fastest candidate when the candidate
+        is estimated at least twice as fast (Vivaldi): picks made at start-up, before
+        coordinates existed, move toward near peers one link per period, and stop moving once
+        they are near - no churn from the selector's random share. The slowest pick is kept:
+        one long link per node keeps far regions joined. The dropped peer is told (PRUNE with
+        `unlink`)."""
+        if not self.picks:
+            return
+        candidates = [p for p in ctx.select_peers(self.options.neighbors) if p not in self.picks]
+        if not candidates:
+            return
+
+        def estimate(peer: str) -> float:
+            rtt = ctx.coordinates.rtt(peer)
+            return math.inf if rtt is None else rtt
+        ranked = sorted(self.picks, key=estimate)
+        if len(ranked) < 2:
+            return
+        worst = ranked[-2]        # the slowest pick stays: one long link per node keeps regions joined
+        best = min(candidates, key=estimate)
+        if not 2 * estimate(best) < estimate(worst):
+            return
+        del self.picks[worst]
+        if worst not in self.inbound:
+            self.tree.neighbor_down(worst)
+            ctx.send(worst, "pt_prune", PtPrune(unlink=True))
+        self.picks[best] = None
+        self.tree.neighbor_up(best)
+        ctx.send(best, "pt_graft", PtGraft(coord=self._coord_for(ctx, best)))
+        ctx.count("plumtree_repicks")
 
     # ---- receiving ------------------------------------------------------------------------------
     def on_message(self, ctx: Context, env: Envelope) -> None:
@@ -170,6 +228,15 @@ class Plumtree(Dissemination):
             if member is not None and member.status in REACHABLE:
                 self.inbound[sender] = None       # it chose us: the link is undirected now
                 self.tree.neighbor_up(sender)
+        coord = getattr(body, "coord", None)
+        if coord is not None:
+            ctx.coordinates.learn(sender, coord)
+        if isinstance(body, PtPrune) and body.unlink:
+            if sender in self.inbound:
+                del self.inbound[sender]
+                if sender not in self.picks:
+                    self.tree.neighbor_down(sender)
+            return
         msg: pt.Message
         if isinstance(body, PtGossip):
             if len(body.entries) != 1:
@@ -211,12 +278,13 @@ class Plumtree(Dissemination):
     def _send(self, ctx: Context, peer: str, msg: pt.Message, env: Envelope | None) -> None:
         body: msgspec.Struct
         if isinstance(msg, pt.Gossip):
-            body = PtGossip([msg.payload], msg.round, msg.cost)
+            body = PtGossip([msg.payload], msg.round, msg.cost, self._coord_for(ctx, peer))
         elif isinstance(msg, pt.IHave):
-            body = PtIHave([PtAnnouncement(a.id[0], a.id[1], a.round, a.cost) for a in msg.ids])
+            body = PtIHave([PtAnnouncement(a.id[0], a.id[1], a.round, a.cost) for a in msg.ids],
+                           self._coord_for(ctx, peer))
         elif isinstance(msg, pt.Graft):
             origin, counter = msg.id if msg.id is not None else ("", 0)
-            body = PtGraft(origin, counter, msg.round, msg.root or "", msg.tree)
+            body = PtGraft(origin, counter, msg.round, msg.root or "", msg.tree, self._coord_for(ctx, peer))
         else:
             body = PtPrune(msg.root or "", msg.tree)
         type_name = _TYPE_OF[type(body)]
@@ -246,12 +314,26 @@ class Plumtree(Dissemination):
                     self.picks[peer] = None
                     # Tell it now (a GRAFT for no message: "this link is eager"), so the link is
                     # known at both ends before the first broadcast needs it.
-                    ctx.send(peer, "pt_graft", PtGraft())
+                    ctx.send(peer, "pt_graft", PtGraft(coord=self._coord_for(ctx, peer)))
             wanted = {**self.picks, **self.inbound}
         for peer in [p for p in self.tree.neighbors if p not in wanted]:
             self.tree.neighbor_down(peer)
         for peer in wanted:
             self.tree.neighbor_up(peer)
+
+    def _coord_for(self, ctx: Context, peer: str) -> Coordinate | None:
+        """Our coordinate for `peer` in latency mode, at most every COORD_EVERY_S per peer: the
+        tree's neighbours need not be the members SWIM happens to probe."""
+        if self.options.optimization != "latency" or not ctx.coordinates.client.updates:
+            return None
+        sent = self._coord_sent.get(peer)
+        if sent is not None and ctx.now - sent < COORD_EVERY_S:
+            return None
+        self._coord_sent[peer] = ctx.now
+        self._coord_sent.move_to_end(peer)
+        while len(self._coord_sent) > 4096:
+            self._coord_sent.popitem(last=False)
+        return ctx.coordinates.mine
 
     def _latency(self, peer: str) -> float | None:
         """One-way estimate to `peer` (seconds): half the RTT its Vivaldi coordinate predicts."""

@@ -334,8 +334,6 @@ class Simulation:
             raise ValueError(f"dissemination {config.strategies['dissemination'].name!r} is not round-based: "
                              f"the simulator compares rounds against theory")
         self.mode, self.fanout, self.interval = shape.mode, shape.fanout, shape.interval
-        for node in nodes:
-            self.net.add(node)
         self.tracked: dict[str, int] = {}          # key -> update index
         self.informed: list[set[str]] = []
         self.injected_at: list[float] = []
@@ -345,6 +343,8 @@ class Simulation:
         self._copies_total = 0
         self.per_node = {name: [0] * n for name in ("messages_sent", "bytes_sent", "cross_zone_bytes_sent",
                                                     "copies_received")}
+        for node in nodes:
+            self.net.add(node)
         self.build_s = 0.0
 
     @staticmethod
