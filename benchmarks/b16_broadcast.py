@@ -48,7 +48,7 @@ def run_cell(mode: str, overlay: str, n: int, writes: int, seed: int) -> dict:
     meter = TypeBytes(sim)
     sim.net.run_until(0.0)
     results = []
-    for w in range(writes):
+    for _ in range(writes):
         writer = sim.live_addresses()[sim.rng.randrange(n)]
         results.append(broadcast(sim, [writer], rounds=60, meter=meter))
     wall = time.perf_counter() - t0

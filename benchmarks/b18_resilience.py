@@ -49,7 +49,7 @@ def run(cell: str, n: int, fraction: float, rounds: int, seed: int) -> dict:
         writes += [(r, key, sim.net.now) for key in sim.inject([survivors[sim.rng.randrange(len(survivors))]])]
     sim.net.run_until(crashed_at + rounds * sim.interval + WINDOW_S)
     reach = []
-    for r, key, at in writes:
+    for r, key, _ in writes:
         u = sim.tracked[key]
         within = {a for a in sim.informed[u] - sim.crashed}
         reach.append((r, len(within) / len(sim.live_addresses())))
