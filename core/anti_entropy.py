@@ -29,7 +29,7 @@ import msgspec
 from .config import AntiEntropySection
 from .context import StrategyContext
 from .messages import Entry, Envelope
-from .store import entry_size
+from .limits import entry_size
 from .strategies import Strategy
 from .timers import Timer
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from typing import Any
+
 import msgspec
-import orjson
 
 from .errors import RemoteProtocolError
 from .limits import LimitsSection, check_limits
@@ -16,6 +17,17 @@ DEFAULT_MAX_FRAME_BYTES = 1 << 20
 
 
 _encode = msgspec.json.Encoder().encode
+#: the envelope is decoded in one pass with its body left as raw JSON, then the body with the
+#: decoder of its type: msgspec validates while it parses (no intermediate dicts)
+_decode_raw = msgspec.json.Decoder(RawEnvelope).decode
+_BODY_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
+
+
+def _body_decoder(body_type: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
+    decoder = _BODY_DECODERS.get(body_type)
+    if decoder is None:
+        decoder = _BODY_DECODERS[body_type] = msgspec.json.Decoder(body_type)
+    return decoder
 
 
 def encode_envelope(env: Envelope) -> list[bytes]:
@@ -44,20 +56,20 @@ def decode_frames(frames: Sequence[bytes], bodies: Mapping[str, type[msgspec.Str
     if len(body) > max_frame_bytes:
         raise RemoteProtocolError("oversized", f"frame of {len(body)} bytes exceeds {max_frame_bytes}")
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RemoteProtocolError("malformed", f"not JSON: {exc}") from None
-    try:
-        raw = msgspec.convert(doc, RawEnvelope)
+        raw = _decode_raw(body)
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError("schema", f"envelope: {exc}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise RemoteProtocolError("malformed", f"not JSON: {exc}") from None
     body_type = bodies.get(raw.type)
     if body_type is None:
         raise RemoteProtocolError("unknown_type", f"unknown message type {raw.type!r}")
     try:
-        typed_body = msgspec.convert(raw.body, body_type)
+        typed_body = _body_decoder(body_type).decode(raw.body)
     except msgspec.ValidationError as exc:
         raise RemoteProtocolError("schema", f"{raw.type} body: {exc}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise RemoteProtocolError("malformed", f"{raw.type} body: {exc}") from None
     env = Envelope(type=raw.type, src=raw.src, addr=raw.addr, inc=raw.inc, body=typed_body,
                    members=raw.members, rumors=raw.rumors, sum=raw.sum, cluster=raw.cluster)
     if limits is not None:

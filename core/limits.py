@@ -28,6 +28,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+import orjson
+
 from .errors import RemoteProtocolError
 from .messages import Entry, Envelope, MemberUpdate, body_lists
 
@@ -56,15 +58,35 @@ class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+def str_size(text: str) -> int:
+    """Bytes a string takes in JSON, quotes and escapes included (exact; fast for plain text)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return len(text) + 2
+    return len(orjson.dumps(text))
+
+
 def value_size(value: Any) -> int:
     """Bytes `value` takes as JSON (cheap for the common scalar cases). Call `value_problem`
     first on untrusted values: this assumes a value JSON can encode."""
     if value is None or isinstance(value, (bool, int, float)):
-        return 8
+        return 24   # the longest 64-bit integer or float
     if isinstance(value, str):
-        return len(value.encode()) + 2
-    import orjson
+        return str_size(value)
     return len(orjson.dumps(value))
+
+
+def entry_size(entry: Entry) -> int:
+    """An upper bound of the bytes `entry` takes in a message (what byte budgets count): exact
+    for its strings and value, the longest form for its integers; no encoding of the entry."""
+    size = ENTRY_OVERHEAD + str_size(entry.key) + str_size(entry.origin) + value_size(entry.value) \
+        + str_size(entry.sig) + str_size(entry.kind)
+    for origin in entry.vv:
+        size += str_size(origin) + 22
+    return size
+
+
+#: brackets, commas, the deleted flag, two 64-bit integers and the braces of the version vector
+ENTRY_OVERHEAD = 2 + 8 + 5 + 2 * 20 + 2
 
 
 def value_problem(value: Any, max_depth: int) -> str | None:

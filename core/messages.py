@@ -175,7 +175,7 @@ class RawEnvelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     src: str
     addr: str
     inc: Count
-    body: dict[str, Any]
+    body: msgspec.Raw
     members: list[MemberUpdate] = []
     rumors: list[Entry] = []
     sum: str = ""

@@ -31,7 +31,8 @@ from .limits import value_problem, value_size
 from .merkle import MerkleTree
 from .messages import Ack, Entry, Envelope, Replicate, ReplicateAck, Syn, SynAck, origin_node, origin_of
 from .resolution import Op, WriteContext
-from .store import Store, entry_size
+from .limits import entry_size
+from .store import Store
 from .timers import KERNEL
 
 if TYPE_CHECKING:

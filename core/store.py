@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 import orjson
 
+from .limits import entry_size
 from .merkle import MerkleTree
 from .messages import Entry
 from .resolution import ConflictResolver, router_of
@@ -37,11 +39,6 @@ def entry_hash(entry: Entry) -> int:
     """64-bit identity of a stored version; XOR of these is the order-free store checksum."""
     raw = f"{entry.key}\x00{entry.origin}\x00{entry.counter}".encode()
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
-
-
-def entry_size(entry: Entry) -> int:
-    """Bytes the entry takes in a message."""
-    return len(orjson.dumps(msgspec.to_builtins(entry))) + 1
 
 
 class Store:
@@ -108,41 +105,55 @@ class Store:
         return False
 
     def delta_for(self, peer_digest: Mapping[str, int], budget: int) -> tuple[list[Entry], dict[str, int], int]:
-        """(entries, coverage, deferred_bytes): what the peer lacks, oldest-missing first,
-        within `budget` bytes."""
-        candidates: list[Entry] = []
+        """(entries, coverage, deferred_bytes): what the peer lacks, oldest first (by HLC across
+        origins), within `budget` bytes. The cost is what is sent, not what the peer lacks: each
+        origin's missing entries are already in counter (= HLC) order, so a k-way merge stops at
+        the first entry that does not fit; deferred bytes are estimated from the entries sent."""
         coverage: dict[str, int] = {}
-        for origin in set(self.watermarks) | set(self._counters):
+        heap: list[tuple[int, int, str, int]] = []   # (hlc, tiebreak, origin, position in its counters)
+        counters_of = self._counters
+        for origin in set(self.watermarks) | set(counters_of):
             theirs = peer_digest.get(origin, 0)
-            mine = self.watermarks.get(origin, 0)
-            if mine > theirs:
-                coverage[origin] = mine
-            candidates.extend(self._entries_above(origin, theirs))
-        if not candidates and not coverage:
-            return [], {}, 0
-        candidates.sort(key=lambda e: e.hlc)
+            if self.watermarks.get(origin, 0) > theirs:
+                coverage[origin] = self.watermarks[origin]
+            counters = counters_of.get(origin)
+            if counters and counters[-1] > theirs:
+                self._push_next(heap, origin, bisect.bisect_right(counters, theirs))
+        if not heap:
+            return [], coverage, 0
         chosen: list[Entry] = []
         used = 0
-        deferred = 0
-        cut: dict[str, int] = {}  # origin -> first counter left out
-        for entry in candidates:
-            if entry.origin in cut:
-                deferred += entry_size(entry)
-                continue
+        while heap:
+            _, _, origin, pos = heapq.heappop(heap)
+            entry = self._by_origin[origin][self._counters[origin][pos]]
             size = entry_size(entry)
             if used + size > budget and chosen:
-                cut[entry.origin] = entry.counter
-                deferred += size
-                continue
+                heapq.heappush(heap, (entry.hlc, 0, origin, pos))
+                break
             chosen.append(entry)
             used += size
-        for origin, first_left_out in cut.items():
-            capped = min(coverage.get(origin, 0), first_left_out - 1)
+            self._push_next(heap, origin, pos + 1)
+        left = 0
+        for _, _, origin, pos in heap:   # cut short: coverage stops below each origin's first entry left out
+            counters = self._counters[origin]
+            left += len(counters) - pos
+            capped = min(coverage.get(origin, 0), counters[pos] - 1)
             if capped > peer_digest.get(origin, 0):
                 coverage[origin] = capped
             else:
                 coverage.pop(origin, None)
-        return chosen, coverage, deferred
+        return chosen, coverage, left * used // max(1, len(chosen))
+
+    def _push_next(self, heap: list[tuple[int, int, str, int]], origin: str, pos: int) -> None:
+        """Push the first stored entry of `origin` at or after `pos` in its counters (skipping
+        counters whose version was dropped; the list is compacted lazily)."""
+        counters, index = self._counters[origin], self._by_origin.get(origin, {})
+        while pos < len(counters):
+            entry = index.get(counters[pos])
+            if entry is not None:
+                heapq.heappush(heap, (entry.hlc, id(entry), origin, pos))
+                return
+            pos += 1
 
     def items(self) -> Iterator[tuple[str, Entry]]:
         """(key, newest version) pairs; `all_versions` yields every version kept."""

@@ -113,7 +113,10 @@ def pair() -> Iterator[ProcessCluster]:
 
 def healthy(cluster: ProcessCluster, replicate: bool) -> None:
     for node in ("a", "b"):
-        status = cluster.call(node, "status", timeout=3.0)
+        try:
+            status = cluster.call(node, "status", timeout=10.0)   # generous: the machine may be loaded
+        except ControlError as exc:
+            raise AssertionError(f"{node} stopped answering ({exc}); its log ends:\n{cluster.log(node)[-4000:]}") from None
         assert not any(status.get(name) for name in FAILURES), (node, {n: status.get(n) for n in FAILURES})
         assert not status["dropped"].get("handler_error"), status["dropped"]
     if replicate:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -60,3 +61,16 @@ def test_arbitrary_bytes_never_escape_as_other_errors(frames: list[bytes]) -> No
 def test_syn_round_trip_property(digest: dict[str, int], src: str, inc: int) -> None:
     env = _env(src=src, inc=inc, body=Syn("pull", digest))
     assert decode_frames(encode_envelope(env), KERNEL_BODIES) == env
+
+
+@given(st.builds(Entry, st.text(max_size=20), st.recursive(
+           st.none() | st.booleans() | st.integers(-(2 ** 63), 2 ** 63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+           | st.text(max_size=30), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+           max_leaves=8),
+       st.booleans(), st.text(max_size=12), st.integers(1, 2 ** 63 - 1), st.integers(0, 2 ** 63 - 1),
+       st.dictionaries(st.text(max_size=10), st.integers(1, 2 ** 63 - 1), max_size=4), st.text(max_size=90),
+       st.sampled_from(["", "mv", "crdt:orset"])))
+def test_entry_size_bounds_the_encoded_entry(entry: Entry) -> None:
+    """Byte budgets count `entry_size` instead of encoding: it must never undercount."""
+    from gossipmq.core.limits import entry_size
+    assert entry_size(entry) >= len(msgspec.json.encode(entry))

@@ -256,8 +256,8 @@ def is_loopback(host: str) -> bool:
 
 
 # ---- client ---------------------------------------------------------------------------------------
-def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token: str | None = None) -> Any:
-    """Send one request to the node at `endpoint` and return its result (ControlError otherwise)."""
+def _check_ipc(endpoint: str) -> None:
+    """ControlError at once for an ipc endpoint with no socket file or a stale one (no listener)."""
     path = ipc_path(endpoint)
     if path is not None:
         alive = ipc_listener_alive(path)
@@ -266,6 +266,11 @@ def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token:
         if not alive:
             raise ControlError(f"no node is listening on {endpoint}: the socket file is stale (left by a node "
                                f"that exited)")
+
+
+def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token: str | None = None) -> Any:
+    """Send one request to the node at `endpoint` and return its result (ControlError otherwise)."""
+    _check_ipc(endpoint)
     if token:
         payload = {**payload, "token": token}
     try:
@@ -296,9 +301,7 @@ def stream(endpoint: str, payload: dict[str, Any], on_item: Callable[[dict[str, 
            token: str | None = None, stop: Callable[[], bool] = lambda: False, silence_s: float = 10.0) -> None:
     """Send a streaming request (`monitor`) and hand every pushed item to `on_item` until `stop()`
     or the node goes silent for `silence_s` (it sends a heartbeat every 2 s): ControlError then."""
-    path = ipc_path(endpoint)
-    if path is not None and not ipc_listener_alive(path):
-        raise ControlError(f"no node is listening on {endpoint}")
+    _check_ipc(endpoint)
     if token:
         payload = {**payload, "token": token}
     sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -422,6 +425,7 @@ def info_view(runtime: ZmqRuntime) -> dict[str, Any]:
         "bind": runtime.bind,
         "control": runtime.control.endpoint if runtime.control is not None else None,
         "incarnation": node.inc,
+        "cluster": node.cluster_name,
         "uptime_s": round(time.time() - runtime.started_at, 3) if runtime.started_at else 0.0,
         "strategies": dict(node.strategy_names),
         "storage": node.storage.backend,
@@ -465,6 +469,7 @@ class ControlServer:
         self.monitors: dict[bytes, tuple[int, bool, bool]] = {}   # client id -> (level, logs, events)
         self.sock: zmq.asyncio.Socket | None = None
         self._handler: _MonitorHandler | None = None
+        self._saved_level: int | None = None    # the "gossipmq" logger's level before a monitor lowered it
         self._path: str | None = None
         self.requests = 0
         self.errors = 0
@@ -510,6 +515,8 @@ class ControlServer:
         self._sync = zmq.Socket.shadow(sock.underlying)
 
     def close(self) -> None:
+        self.monitors.clear()
+        self._monitor_level()
         if self._handler is not None:
             logging.getLogger("gossipmq").removeHandler(self._handler)
             self._handler = None
@@ -684,8 +691,9 @@ class ControlServer:
             self._sync.send_multipart([client, b"", orjson.dumps(reply, default=str)], flags=zmq.NOBLOCK)
             return True
         except zmq.ZMQError as exc:   # the client went away (EHOSTUNREACH) or reads too slowly (EAGAIN)
-            if exc.errno == errno.EHOSTUNREACH or exc.errno == zmq.EHOSTUNREACH:
-                self.monitors.pop(client, None)
+            if (exc.errno == errno.EHOSTUNREACH or exc.errno == zmq.EHOSTUNREACH) and client in self.monitors:
+                del self.monitors[client]
+                self._monitor_level()
             return False
 
     # -- monitor ---------------------------------------------------------------------------------
@@ -694,7 +702,20 @@ class ControlServer:
         if req.logs and self._handler is None:
             self._handler = _MonitorHandler(self)
             logging.getLogger("gossipmq").addHandler(self._handler)
+        self._monitor_level()
         return {"monitoring": self.runtime.node.node_id, "level": req.level, "logs": req.logs, "events": req.events}
+
+    def _monitor_level(self) -> None:
+        """Records below the "gossipmq" logger's level are never created, so a `--level debug`
+        monitor would see no debug line: lower the logger to the lowest level a monitor asks for
+        (the run's own stderr handler keeps its level) and restore it once no such monitor is left."""
+        logger = logging.getLogger("gossipmq")
+        if self._saved_level is None:
+            self._saved_level = logger.level
+        logger.setLevel(self._saved_level)
+        wanted = min((level for level, logs, _ in self.monitors.values() if logs), default=None)
+        if wanted is not None and wanted < logger.getEffectiveLevel():
+            logger.setLevel(wanted)
 
     def push_log(self, levelno: int, line: dict[str, Any]) -> None:
         for client, (level, logs, _) in list(self.monitors.items()):

@@ -41,13 +41,15 @@ class Subscription:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.prefix = prefix
-        self.kinds = frozenset(kinds) if kinds else None
+        # a key prefix asks for key events: member events have no key to be under it
+        self.kinds = frozenset(kinds) if kinds else frozenset({"key"}) if prefix is not None else None
         self.maxsize = maxsize
         self.lost = 0                 # dropped since the subscriber last heard of it
         self.lost_total = 0
         self._queue: deque[Any] = deque()
         self._ready = asyncio.Event()
         self._closed = False
+        self._error: BaseException | None = None
         self._on_close = on_close
 
     def wants(self, kind: str, key: str | None = None) -> bool:
@@ -63,12 +65,30 @@ class Subscription:
         self._queue.append(event)
         self._ready.set()
 
-    def close(self) -> None:
-        """No more events; a waiting `__anext__` ends the iteration."""
+    def close(self, error: BaseException | None = None) -> None:
+        """No more events: the iteration ends once the queued ones are read - with `error` raised
+        instead (the node stopped on a RuntimeFailure), so a subscriber never waits on a dead node."""
         if not self._closed:
             self._closed = True
+            self._error = error
             self._ready.set()
             self._on_close(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -81,6 +101,8 @@ class Subscription:
             if self._queue:
                 return self._queue.popleft()
             if self._closed:
+                if self._error is not None:
+                    raise self._error
                 raise StopAsyncIteration
             self._ready.clear()
             await self._ready.wait()
@@ -98,6 +120,7 @@ class Observers:
         self.pm = pm
         self.log = log or logging.getLogger("gossipmq")
         self.subscriptions: list[Subscription] = []
+        self.closed = False
         self.hook_errors: Counter[str] = Counter()
         self.drops_logged: Counter[str] = Counter()
         self.member_events: deque[dict[str, Any]] = deque(maxlen=MEMBER_RING)
@@ -110,11 +133,15 @@ class Observers:
                   maxsize: int = 1000) -> Subscription:
         sub = Subscription(prefix, kinds, maxsize, self.subscriptions.remove)
         self.subscriptions.append(sub)
+        if self.closed:   # the node stopped: nothing will ever arrive, so nobody may wait for it
+            sub.close()
         return sub
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
+        """End every subscription (raising `error` in each, when given) and refuse new ones."""
+        self.closed = True
         for sub in list(self.subscriptions):
-            sub.close()
+            sub.close(error)
 
     # -- dispatch ------------------------------------------------------------------------------
     def dispatch(self, event: Any) -> None:

@@ -213,12 +213,17 @@ class ZmqRuntime:
             return
         self._closed = True
         self.observers.close()
+        for _, _, done in self._acks.values():   # writes waiting for copies: no confirmation can come now
+            if not done.done():
+                done.set_exception(self.failure or GossipError("the node stopped before enough copies confirmed"))
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
         if self.storage is not None:
             try:
                 self.commit()
+            except GossipError:
+                pass   # commit() logged it and set `failure` (the owner raises it); the sockets still close
             finally:
                 self.storage.close()
         for sock in self.peers.values():
@@ -466,6 +471,8 @@ class ZmqRuntime:
             self.close_peer(m["address"])
         elif m.get("old_address"):
             self.close_peer(m["old_address"])   # the member moved: the old DEALER would only leak
+        if self.control is not None and self.control.monitors:   # `gossipctl monitor --events`, pushed
+            self.control.push_event(self.observers.member_events[-1])
 
     async def rebind_inbox(self) -> None:
         """Unbind and bind the inbox again: every inbound session is cut (peers reconnect at
@@ -615,7 +622,11 @@ class ZmqRuntime:
         """Contact `addresses`; resolves with the members known once one of them answered."""
         node = self.node
         before = {m.id for m in node.members.all()}
-        answered: Callable[[], bool] = lambda: any(  # noqa: E731
+        # A member reached by a DNS name (or through NAT) advertises another address than the one
+        # dialled, so a join_ack arriving since now counts as an answer too (nodes send one only
+        # in answer to a join).
+        acks = node.stats["in.join_ack"]
+        answered: Callable[[], bool] = lambda: node.stats["in.join_ack"] > acks or any(  # noqa: E731
             m.addr in addresses for m in node.members.all() if m.status in ("alive", "suspect"))
         self.queue(node.join(time.time(), addresses))
 

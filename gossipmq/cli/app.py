@@ -332,7 +332,12 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOp
             typer.echo(f"{len(result)} members ({', '.join(m['id'] + ':' + m['status'] for m in result)}); "
                        f"watching for changes (Ctrl-C stops)")
         address, token_ = client.endpoint()
-        raise typer.Exit(follow(address, typer.echo, after=last, as_json=json, token=token_))
+        from gossipmq.transports.control import ControlError
+        try:
+            code = follow(address, typer.echo, after=last, as_json=json, token=token_)
+        except ControlError as exc:   # the node went away: one line on stderr (and {"error"} with --json)
+            fail(str(exc))
+        raise typer.Exit(code)
     if json:
         print_json(result)
         return
@@ -426,6 +431,7 @@ def info(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt =
     typer.echo(f"gossipmq   {result['version']} (protocol {result['protocol']})")
     typer.echo(f"node       {result['node_id']} at {result['address']} (bind {result['bind']}, incarnation "
                f"{result['incarnation']}), up {result['uptime_s']:.0f} s")
+    typer.echo(f"cluster    {result['cluster'] or '(no name)'}")
     typer.echo("strategies " + ", ".join(f"{k}={v}" for k, v in result["strategies"].items()))
     typer.echo(f"storage    {result['storage']}")
     if result["tags"]:

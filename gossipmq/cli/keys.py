@@ -12,7 +12,8 @@ from .common import ConfigOpt, ControlOpt, JsonOpt, call, fail, load, print_json
 
 keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Manage the trust store of curve security.")
 
-DirOpt = Annotated[Optional[Path], typer.Option("--dir", "-d", help="Trust store directory.")]
+DirOpt = Annotated[Optional[Path], typer.Option("--dir", "-d", help="Trust store directory (default: the [security] "
+                                                                   "trust_dir of --config).")]
 
 
 def _trust_dir(directory: Path | None, config: Path | None) -> Path:

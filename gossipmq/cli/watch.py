@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gossipmq.transports.control import ControlError, request
+from gossipmq.transports.control import request
 
 POLL_S = 0.2
 
@@ -30,7 +30,7 @@ def format_event(event: dict[str, Any]) -> str:
 def watch(endpoint: str, echo: Callable[[str], None], *, after: int, as_json: bool = False,
           stop: Callable[[], bool] = lambda: False, token: str | None = None) -> int:
     """Print the events numbered above `after` as they come, until interrupted (or `stop()`);
-    returns 1 when the node stops answering."""
+    ControlError when the node stops answering (the caller fails with one line on stderr)."""
     last = after
     try:
         while not stop():
@@ -42,9 +42,6 @@ def watch(endpoint: str, echo: Callable[[str], None], *, after: int, as_json: bo
                 echo(orjson.dumps(event).decode() if as_json else format_event(event))
             last = max(last, reply["last"])
             time.sleep(POLL_S)
-    except ControlError as exc:
-        echo(f"error: {exc}")
-        return 1
     except KeyboardInterrupt:
         return 0
     return 0
