@@ -15,7 +15,7 @@ incarnation out of range.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .broadcast import BroadcastQueue, retransmit_limit
 from .effects import MemberChanged, Notice
@@ -25,9 +25,11 @@ from .membership import (
     Change,
     Member,
     MemberTable,
+    member_view,
     tags_size,
 )
-from .messages import Envelope, Join, JoinAck, Leave, MemberUpdate
+from .messages import Envelope, Leave, MemberUpdate
+from .overlay import JOIN_ANSWER_MEMBERS, make_overlay
 from .timers import KERNEL
 
 if TYPE_CHECKING:
@@ -36,8 +38,7 @@ if TYPE_CHECKING:
 REASONS = {"suspect": "suspected", "dead": "failed", "left": "left"}
 #: refutations a node may plausibly have made since its incarnation was seeded from the clock
 MAX_REFUTATIONS = 1 << 20
-#: members sent in one join answer
-JOIN_ANSWER_MEMBERS = 1000
+__all__ = ["JOIN_ANSWER_MEMBERS", "MAX_REFUTATIONS", "REASONS", "Cluster", "member_view"]
 
 
 class Cluster:
@@ -52,6 +53,12 @@ class Cluster:
         self.departed: dict[str, float] = {}   # dead/left member -> since
         self.join_attempts = 0
         self.started_at = 0.0
+        # Housekeeping timers run only while there is something to keep: an idle node (and each
+        # of 10^5 simulated ones) does not wake up every second to find nothing to reap.
+        self._reap_armed = False
+        self._dead_armed = False
+        #: full mesh or a partial view (core/overlay.py), by [membership] overlay
+        self.overlay = make_overlay(self, node.membership)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -62,9 +69,7 @@ class Cluster:
             self._send_joins()
             node.schedule(KERNEL, "join", gossip.join_retry_ms / 1000)
             node.schedule(KERNEL, "seeds", gossip.seed_rejoin_ms / 1000)
-        node.schedule(KERNEL, "reap", 1.0)
-        if gossip.dead_probe_ms > 0:
-            node.schedule(KERNEL, "dead", gossip.dead_probe_ms / 1000)
+        self.overlay.start()
 
     def leave(self) -> None:
         """Graceful departure: tell up to `leave_fanout` members directly."""
@@ -80,7 +85,7 @@ class Cluster:
     def join(self, addresses: Sequence[str]) -> None:
         for address in addresses:
             if address != self.node.address:
-                self.node.send_to_address(address, "join", Join())
+                self.overlay.contact(address)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if tags_size(dict(tags)) > MAX_TAGS_BYTES:
@@ -127,6 +132,8 @@ class Cluster:
         """The sender itself is evidence: alive at its incarnation, and heard just now."""
         node = self.node
         member = self.members.get(env.src)
+        if member is None and not self.overlay.admits(env.src):
+            return   # a partial overlay: a message does not make its sender a neighbour
         if member is None or env.inc > member.inc:
             # Its own piggybacked claim (a join carries it) gives the tags of this life.
             own = next((c for c in env.members if c.id == env.src and c.inc == env.inc), None)
@@ -157,6 +164,9 @@ class Cluster:
         if claim.id == node.node_id:
             node.failure_detector.on_claim(node.ctx, claim, self._claim_about_self(claim))
             return
+        if claim.id not in self.members and not self.overlay.admits(claim.id):
+            node.failure_detector.on_claim(node.ctx, claim, False)   # about a member outside our view
+            return
         change = self.members.apply(claim, node.now)
         if change is not None:
             self._after_change(change)
@@ -168,11 +178,7 @@ class Cluster:
         return max(node.inc, int(node.now * 1000) + node.limits.max_clock_skew_ms) + MAX_REFUTATIONS
 
     def on_join(self, env: Envelope) -> None:
-        node = self.node
-        table = [node.self_update()]
-        table += [m.as_update() for m in self.members.all() if m.status in REACHABLE and m.id != env.src]
-        node.send_to_address(env.addr, "join_ack",
-                             JoinAck(node.security.seal_claims(table[:JOIN_ANSWER_MEMBERS])))
+        self.overlay.on_join(env)
 
     def on_join_ack(self, env: Envelope) -> None:
         node = self.node
@@ -191,6 +197,10 @@ class Cluster:
     def on_timer(self, name: str) -> None:
         {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer,
          "dead": self._on_dead_timer}[name]()
+
+    def unreachable(self, address: str) -> None:
+        """The transport could not reach `address` (a refused connection): the overlay decides."""
+        self.overlay.unreachable(address)
 
     # -- internals ------------------------------------------------------------------------------
     def _claim_about_self(self, claim: MemberUpdate) -> bool:
@@ -221,6 +231,8 @@ class Cluster:
             self._member_event(member, change.previous, "updated", old_address=change.old_address)
         if change.status_changed or change.refreshed:
             self.broadcasts.push(member.id, member.as_update())
+        if change.status_changed and member.status in ("dead", "left"):
+            self.overlay.member_gone(member.id)
 
     def _set_status(self, member_id: str, status: str, reason: str) -> None:
         node = self.node
@@ -232,6 +244,8 @@ class Cluster:
         node.stats[f"declared_{status}"] += 1
         self._member_event(member, prev_status, REASONS[status], detail=reason)
         self.broadcasts.push(member.id, member.as_update())
+        if status in ("dead", "left"):
+            self.overlay.member_gone(member.id)
 
     def _member_event(self, member: Member, previous: str | None, reason: str, detail: str = "",
                       old_address: str = "") -> None:
@@ -240,6 +254,7 @@ class Cluster:
             pass   # the status did not change: nor does the reaping clock
         elif member.status in ("dead", "left"):
             self.departed[member.id] = now
+            self._arm_housekeeping()
         else:
             self.departed.pop(member.id, None)
         view = member_view(member)
@@ -249,9 +264,18 @@ class Cluster:
             view["old_address"] = old_address
         self.node.emit(MemberChanged(view, previous, reason))
 
+    def _arm_housekeeping(self) -> None:
+        node = self.node
+        if not self._reap_armed:
+            self._reap_armed = True
+            node.schedule(KERNEL, "reap", 1.0)
+        if node.gossip.dead_probe_ms > 0 and not self._dead_armed:
+            self._dead_armed = True
+            node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
+
     def _send_joins(self) -> None:
         for seed in self.seeds:
-            self.node.send_to_address(seed, "join", Join())
+            self.overlay.contact(seed)
 
     def _on_join_timer(self) -> None:
         node, gossip = self.node, self.node.gossip
@@ -280,7 +304,9 @@ class Cluster:
                 if member is not None:
                     node.emit(MemberChanged(member_view(member), member.status, "reaped"))
         self.members.forget_graves(node.now)
-        node.schedule(KERNEL, "reap", 1.0)
+        self._reap_armed = bool(self.departed or self.members.graveyard)
+        if self._reap_armed:
+            node.schedule(KERNEL, "reap", 1.0)
 
     def _on_dead_timer(self) -> None:
         """Gossip to the dead (memberlist's GossipToTheDeadTime): until it is reaped, contact one
@@ -290,19 +316,14 @@ class Cluster:
         if dead:
             target = self.members.get(node.rng.choice(dead))
             if target is not None:
-                node.send_to_address(target.addr, "join", Join())
-        node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
+                self.overlay.contact(target.addr)
+        self._dead_armed = bool(dead)
+        if dead:
+            node.schedule(KERNEL, "dead", node.gossip.dead_probe_ms / 1000)
 
     def _on_seeds_timer(self) -> None:
         node = self.node
-        known = {m.addr for m in self.members.all() if m.status in REACHABLE}
-        strangers = [s for s in self.seeds if s not in known]
+        strangers = self.overlay.missing_seeds(self.seeds)
         if strangers:
-            node.send_to_address(node.rng.choice(strangers), "join", Join())
+            self.overlay.contact(node.rng.choice(strangers))
         node.schedule(KERNEL, "seeds", node.gossip.seed_rejoin_ms / 1000)
-
-
-def member_view(member: Member) -> dict[str, Any]:
-    """A member as events and the control channel show it."""
-    return {"id": member.id, "address": member.addr, "status": member.status, "incarnation": member.inc,
-            "tags": dict(member.tags), "heartbeat": member.hb}

@@ -95,6 +95,30 @@ class AntiEntropySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     depth: Annotated[int, msgspec.Meta(ge=1, le=8)] = 4            # levels: branching ** depth leaf buckets
 
 
+class MembershipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """[membership]: which overlay a node keeps (core/overlay.py). `full`: every member in the
+    member table (the default). `hyparview`: a small symmetric active view (the member table:
+    what failure detectors probe and strategies pick from) and a larger passive view in
+    reserve; the other keys tune it (core/hyparview.py, docs/scale-algorithms.md)."""
+
+    overlay: Literal["full", "hyparview"] = "full"
+    active_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 5            # log10(n) + 1 (paper, n = 10,000)
+    passive_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 30        # 6 x active (paper)
+    arwl: Annotated[int, msgspec.Meta(ge=0, le=64)] = 6                   # join walk length
+    prwl: Annotated[int, msgspec.Meta(ge=0, le=64)] = 3                   # walk hop that files the joiner as passive
+    shuffle_ka: Annotated[int, msgspec.Meta(ge=0, le=64)] = 3             # active ids per shuffle
+    shuffle_kp: Annotated[int, msgspec.Meta(ge=0, le=256)] = 4            # passive ids per shuffle
+    shuffle_ttl: Annotated[int, msgspec.Meta(ge=0, le=64)] = 6            # shuffle walk length
+    shuffle_interval_ms: Annotated[int, msgspec.Meta(ge=10, le=3_600_000)] = 10_000   # shuffle and top-up period
+    escalate_at: Annotated[int, msgspec.Meta(ge=-1, le=64)] = 2           # this few neighbours: ask high priority
+    neighbor_request_timeout_ms: Annotated[int, msgspec.Meta(ge=10)] = 5_000   # unanswered = failed node
+    size_probe_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000   # size-estimate tour tick; 0 = off
+
+    def __post_init__(self) -> None:
+        if self.prwl > self.arwl:
+            raise ValueError("prwl must not exceed arwl - at `$.prwl`")
+
+
 class HooksSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """[hooks]: Serf-style event handler scripts, event -> command (transports/event_scripts.py).
 
@@ -199,6 +223,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     storage: StorageSection = field(default_factory=StorageSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    membership: MembershipSection = field(default_factory=MembershipSection)
 
     def with_metrics(self, listen: str | None) -> Config:
         """Copy with [metrics] listen replaced (``--metrics`` / GOSSIPMQ_METRICS); None keeps the file's.
@@ -299,7 +324,8 @@ def check_node(node: NodeSection, limits: LimitsSection, path: str, given: set[s
 
 
 def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<config>") -> Config:
-    known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", "metrics", *CONCERNS}
+    known = {"node", "gossip", "anti_entropy", "hooks", "chaos", "limits", "storage", "metrics", "membership",
+             *CONCERNS}
     for table in doc:
         if table not in known:
             raise ConfigError(f"unknown table (valid tables: {', '.join(sorted(known))})", path=path, table=table)
@@ -332,13 +358,14 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
     check_node(node, limits, path)
     storage = _section(doc, "storage", StorageSection, path)
     metrics = _section(doc, "metrics", MetricsSection, path)
+    membership = _section(doc, "membership", MembershipSection, path)
     if metrics.listen:
         try:
             parse_listen(metrics.listen)
         except ValueError as exc:
             raise ConfigError(str(exc), path=path, table="metrics", key="listen") from None
     return Config(path=path, node=node, gossip=gossip, strategies=strategies, raw=doc, anti_entropy=anti_entropy,
-                  hooks=hooks, chaos=chaos, limits=limits, storage=storage, metrics=metrics)
+                  hooks=hooks, chaos=chaos, limits=limits, storage=storage, metrics=metrics, membership=membership)
 
 
 def _parse_rules(raw: Any, registry: StrategyRegistry, path: str) -> tuple[ResolverRule, ...]:

@@ -18,14 +18,17 @@ from .messages import MemberUpdate
 if TYPE_CHECKING:
     from .broadcast import BroadcastQueue
     from .config import GossipSection
+    from .coordinates import Coordinates
     from .limits import LimitsSection
     from .membership import MemberTable
     from .node import Node
+    from .overlay import Overlay
     from .store import Store
 
 #: every public name of StrategyContext, in the order docs/plugins.md lists them
 CONTEXT_API = (
-    "node_id", "address", "tags", "now", "incarnation", "rng", "members", "store", "gossip", "limits",
+    "node_id", "address", "tags", "now", "incarnation", "rng", "members", "overlay", "coordinates", "store",
+    "gossip", "limits",
     "broadcasts", "peer_roots", "stats",
     "send", "send_to_address", "schedule", "round_delay", "select_peers", "start_sync", "bump_heartbeat",
     "suspect", "declare_dead", "gossip_claim", "round_completed", "apply_entry", "payload_allowance",
@@ -47,6 +50,12 @@ class StrategyContext:
         self.rng: random.Random = node.rng
         #: the member table (read it; change membership only through suspect/declare_dead/gossip_claim)
         self.members: MemberTable = node.members
+        #: the overlay keeping that table (read it): `name`, `partial` (only neighbours in
+        #: `members`), `neighbors()`, `size_estimate()` (the cluster size, this node included)
+        self.overlay: Overlay = node.cluster.overlay
+        #: network coordinates (Vivaldi): `observe(peer, coord, rtt)` for a round trip you timed,
+        #: `learn(peer, coord)`, `mine`, `rtt(peer)` (estimated seconds, None if unknown)
+        self.coordinates: Coordinates = node.coordinates
         #: the replicated store (read it; change it only through apply_entry)
         self.store: Store = node.store
         #: [gossip] and [limits] settings

@@ -21,7 +21,7 @@ class MemberInfo:
 
     id: str
     address: str
-    status: str                  # alive | suspect | dead | left
+    status: str                  # alive | suspect | dead | left; "passive" with hyparview (its reserve view)
     incarnation: int
     tags: dict[str, str] = field(default_factory=dict)
     heartbeat: int = 0

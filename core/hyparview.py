@@ -52,7 +52,10 @@ graph: the expected visits to v per excursion from the origin are d(v)/d0 (renew
 so the expected sum is (n - 1)/d0. The price: a tour takes about n hops, and one tour's
 estimate varies by about n, so `size_estimate` averages the last `size_samples` tours
 (relative error about 1/sqrt(k) for k tours). It needs symmetric views, which is why they are
-kept symmetric, and views that do not change much during a tour.
+kept symmetric, and views that do not change much during a tour. Since a tour costs about n
+messages, few nodes should run them: every SHUFFLE and SHUFFLE_REPLY carries its sender's
+raw tour results (one drawn from its own and heard ones), and `size_estimate` averages what
+a node ran and heard, so one tour informs many nodes at no extra message.
 
 Inputs return lists of outputs: `Send` and the view events `NeighborUp` / `NeighborDown`.
 Time and randomness are arguments.
@@ -64,8 +67,14 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
+
+from .messages import Count
+
+#: a size estimate on the wire (a random tour's or a peer's; 0 = none)
+Estimate = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]
 
 
 class PeerRef(msgspec.Struct, frozen=True, array_like=True):
@@ -80,22 +89,22 @@ class PeerRef(msgspec.Struct, frozen=True, array_like=True):
 class Join(msgspec.Struct, frozen=True):
     """Sender wants in; the receiver is its contact."""
 
-    epoch: int
+    epoch: Count
 
 
 class ForwardJoin(msgspec.Struct, frozen=True):
     """A join's random walk; `ttl` hops left."""
 
     joiner: PeerRef
-    joiner_epoch: int
-    ttl: int
+    joiner_epoch: Count
+    ttl: Count
 
 
 class Neighbor(msgspec.Struct, frozen=True):
     """Please make me your neighbour; `high` (our active view is empty) must be accepted."""
 
     high: bool
-    epoch: int
+    epoch: Count
 
 
 class NeighborReply(msgspec.Struct, frozen=True):
@@ -104,18 +113,18 @@ class NeighborReply(msgspec.Struct, frozen=True):
     processed from the receiver (in epochs `epoch` / `to_epoch`), to spot stale replies."""
 
     accepted: bool
-    epoch: int
-    to_epoch: int | None = None
-    out: int = 0
-    seen: int = 0
+    epoch: Count
+    to_epoch: Count | None = None
+    out: Count = 0
+    seen: Count = 0
 
 
 class Disconnect(msgspec.Struct, frozen=True):
     """You are no longer in my active view; `seq` counts our DISCONNECTs to you."""
 
-    epoch: int
-    to_epoch: int | None
-    seq: int
+    epoch: Count
+    to_epoch: Count | None
+    seq: Count
 
 
 class Shuffle(msgspec.Struct, frozen=True):
@@ -123,13 +132,15 @@ class Shuffle(msgspec.Struct, frozen=True):
 
     origin: PeerRef
     nodes: tuple[PeerRef, ...]
-    ttl: int
+    ttl: Count
+    size: Estimate = 0.0     # the origin's cluster-size estimate (0: none), shared for free
 
 
 class ShuffleReply(msgspec.Struct, frozen=True):
     """From where a shuffle walk ended, to its origin: a sample of that node's passive view."""
 
     nodes: tuple[PeerRef, ...]
+    size: Estimate = 0.0     # the replier's cluster-size estimate (0: none)
 
 
 class SizeProbe(msgspec.Struct, frozen=True):
@@ -137,9 +148,9 @@ class SizeProbe(msgspec.Struct, frozen=True):
     summing 1 / (active view size) over the nodes it visits."""
 
     origin: PeerRef
-    probe: int
+    probe: Count
     total: float
-    hops: int
+    hops: Count
 
 
 Message = Join | ForwardJoin | Neighbor | NeighborReply | Disconnect | Shuffle | ShuffleReply | SizeProbe
@@ -237,7 +248,7 @@ class HyParView:
     """One node's views. Feed it messages, failures and the periodic shuffle tick."""
 
     __slots__ = ("me", "options", "epoch", "_rng", "_active", "_passive", "_pending", "_tried",
-                 "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "stats")
+                 "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "_heard", "stats")
 
     def __init__(self, me: PeerRef, options: HyParViewOptions | None = None,
                  rng: random.Random | None = None, *, epoch: int = 0) -> None:
@@ -254,6 +265,7 @@ class HyParView:
         self._probes: OrderedDict[int, int] = OrderedDict()    # our tours in flight -> our degree
         self._probe_seq = 0
         self._estimates: deque[float] = deque(maxlen=max(1, self.options.size_samples))
+        self._heard: deque[float] = deque(maxlen=max(1, self.options.size_samples))
         self.stats: dict[str, int] = dict.fromkeys(
             ("stale_replies", "stale_disconnects", "heal_disconnects", "old_epoch"), 0)
 
@@ -276,8 +288,48 @@ class HyParView:
 
     @property
     def size_estimate(self) -> float | None:
-        """Mean of the recent random-tour estimates of the cluster size; None before the first."""
-        return sum(self._estimates) / len(self._estimates) if self._estimates else None
+        """Mean of the recent random-tour estimates of the cluster size - our own tours and the
+        estimates peers shared on shuffles - or None before the first."""
+        count = len(self._estimates) + len(self._heard)
+        return (sum(self._estimates) + sum(self._heard)) / count if count else None
+
+    @property
+    def size_samples(self) -> tuple[int, int]:
+        """(own tours, estimates heard from peers) behind `size_estimate`."""
+        return len(self._estimates), len(self._heard)
+
+    def epoch_of(self, peer: PeerRef) -> int | None:
+        """The epoch (life) of `peer` as we last heard it, if we track its link."""
+        link = self._links.get(peer)
+        return None if link is None else link.epoch
+
+    def install(self, active: Iterable[tuple[PeerRef, int]], passive: Iterable[PeerRef]) -> list[Output]:
+        """Start from given views (a simulator bootstrapping an overlay in its steady state
+        instead of running every join): `active` as (peer, epoch) pairs, which the caller must
+        make symmetric. Returns the `NeighborUp` events."""
+        out: list[Output] = []
+        for peer, epoch in active:
+            if peer != self.me and peer not in self._active and len(self._active) < self.options.active_size:
+                self._link(peer).epoch = epoch
+                self._active[peer] = None
+                out.append(NeighborUp(peer))
+        for peer in passive:
+            self._add_passive(peer)
+        return out
+
+    def _share(self) -> float:
+        """One raw tour result from our pool (ours or heard), never our average: single tours are
+        heavy-tailed, so averages of small samples sit low, and averaging them again would keep
+        that bias; raw samples passed around keep every pool an unbiased sample of tours."""
+        pool = len(self._estimates) + len(self._heard)
+        if not pool:
+            return 0.0
+        i = self._rng.randrange(pool)
+        return self._estimates[i] if i < len(self._estimates) else self._heard[i - len(self._estimates)]
+
+    def _hear(self, size: float) -> None:
+        if isinstance(size, float | int) and math.isfinite(size) and size >= 1.0:
+            self._heard.append(float(size))
 
     # ---- inputs ---------------------------------------------------------------------
 
@@ -309,6 +361,7 @@ class HyParView:
         elif isinstance(msg, Shuffle):
             self._on_shuffle(sender, msg, out)
         elif isinstance(msg, ShuffleReply):
+            self._hear(msg.size)
             self._merge_passive((sender, *msg.nodes[: self.options.passive_size]), self._last_shuffle)
         elif isinstance(msg, SizeProbe):
             self._on_size_probe(msg, out)
@@ -345,7 +398,7 @@ class HyParView:
             sample = self._sample([p for p in active if p != target], opts.shuffle_ka)
             sample += self._sample(list(self._passive), opts.shuffle_kp)
             self._last_shuffle = tuple(sample)
-            out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl)))
+            out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl, self._share())))
         return out
 
     def start_size_probe(self) -> list[Output]:
@@ -464,11 +517,12 @@ class HyParView:
         if ttl > 0 and len(self._active) > 1:
             candidates = [p for p in self._active if p != sender and p != msg.origin]
             if candidates:
-                out.append(Send(self._rng.choice(candidates), Shuffle(msg.origin, nodes, ttl)))
+                out.append(Send(self._rng.choice(candidates), Shuffle(msg.origin, nodes, ttl, msg.size)))
                 return
         passive = [p for p in self._passive if p != msg.origin]
         reply = tuple(self._sample(passive, len(nodes) + 1))
-        out.append(Send(msg.origin, ShuffleReply(reply)))
+        out.append(Send(msg.origin, ShuffleReply(reply, self._share())))
+        self._hear(msg.size)
         self._merge_passive((msg.origin, *nodes), reply)
 
     # ---- view mechanics -------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from .messages import MemberUpdate
 
@@ -85,6 +86,9 @@ class MemberTable:
         self._reachable_pos: dict[str, int] = {}
         self.heard_order: OrderedDict[str, None] = OrderedDict()  # oldest evidence first
         self.graveyard: dict[str, tuple[int, float]] = {}          # id -> (inc, forget_at)
+        #: bumped whenever the reachable set changes: a strategy that derives state from it
+        #: (Plumtree's neighbours) compares this instead of rescanning on every message
+        self.version = 0
 
     # -- reading ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -176,6 +180,15 @@ class MemberTable:
         self.graveyard[member_id] = (member.inc, now + remember_for)
         return member
 
+    def forget(self, member_id: str) -> Member | None:
+        """Drop a member *without* a grave: a partial overlay letting go of a neighbour that is
+        not known to have failed (it may come back at the same incarnation)."""
+        member = self._members.pop(member_id, None)
+        if member is not None:
+            self._set_reachable(member_id, False)
+            self.heard_order.pop(member_id, None)
+        return member
+
     def forget_graves(self, now: float) -> None:
         for member_id in [m for m, (_, until) in self.graveyard.items() if until <= now]:
             del self.graveyard[member_id]
@@ -185,9 +198,17 @@ class MemberTable:
         if reachable and pos is None:
             self._reachable_pos[member_id] = len(self._reachable)
             self._reachable.append(member_id)
+            self.version += 1
         elif not reachable and pos is not None:
+            self.version += 1
             last = self._reachable.pop()
             del self._reachable_pos[member_id]
             if last != member_id:
                 self._reachable[pos] = last
                 self._reachable_pos[last] = pos
+
+
+def member_view(member: Member) -> dict[str, Any]:
+    """A member as events and the control channel show it."""
+    return {"id": member.id, "address": member.addr, "status": member.status, "incarnation": member.inc,
+            "tags": dict(member.tags), "heartbeat": member.hb}

@@ -24,8 +24,9 @@ import msgspec
 
 from .anti_entropy import AntiEntropy
 from .cluster import Cluster
-from .config import AntiEntropySection, Config, GossipSection, StorageSection
+from .config import AntiEntropySection, Config, GossipSection, MembershipSection, StorageSection
 from .context import StrategyContext
+from .coordinates import Coordinates
 from .effects import Dropped, Effect, Event, RoundCompleted, Schedule, Send
 from .limits import LimitsSection
 from .membership import MemberTable
@@ -54,8 +55,8 @@ class Node:
                  tags: Mapping[str, str] | None = None, incarnation: int = 1,
                  rng_seed: int | None = None, aligned_rounds: bool = False,
                  anti_entropy: AntiEntropySection | None = None, limits: LimitsSection | None = None,
-                 storage: StorageSection | None = None, cluster: str = "", members: MemberTable | None = None
-                 ) -> None:
+                 storage: StorageSection | None = None, cluster: str = "", members: MemberTable | None = None,
+                 membership: MembershipSection | None = None) -> None:
         """Prefer `Node.from_config`. `members`: a member table to use (the simulator shares one)."""
         self.node_id = node_id
         self.address = address
@@ -64,6 +65,7 @@ class Node:
         self.limits = limits or LimitsSection()
         self.storage = storage or StorageSection()
         self.anti_entropy_options = anti_entropy or AntiEntropySection()
+        self.membership = membership or MembershipSection()
         self.inc = incarnation
         self.hb = 0
         self.status = "alive"
@@ -76,6 +78,7 @@ class Node:
         self.peer_sums: dict[str, str] = {}          # member -> store checksum it last reported
         self.converged_since: float | None = None
         self._effects: list[Effect] = []
+        self._members_version = -1
         self.peer_selector: PeerSelector = strategies["peer_selection"]  # type: ignore[assignment]
         self.dissemination: Dissemination = strategies["dissemination"]  # type: ignore[assignment]
         self.failure_detector: FailureDetector = strategies["failure_detection"]  # type: ignore[assignment]
@@ -89,6 +92,8 @@ class Node:
         self.strategy_names = {concern: type(s).__name__ for concern, s in strategies.items()}
         # [[conflict_resolution.rules]] route keys to resolvers by prefix (one resolver: no rules)
         self.router = router_of(self.resolver)
+        #: this node's Vivaldi coordinate and the ones it heard (core/coordinates.py)
+        self.coordinates = Coordinates(node_id)
         self.cluster = Cluster(self, seeds, members)
         self.members = self.cluster.members
         self.replication = Replication(self, incarnation)
@@ -101,6 +106,12 @@ class Node:
             "syn": repl.on_syn, "syn_ack": repl.on_syn_ack, "ack": repl.on_ack,
             "replicate": repl.on_replicate, "replicate_ack": repl.on_replicate_ack,
         }
+        overlay = cluster_.overlay
+        for type_name, body in overlay.message_types.items():
+            if type_name in self.bodies:
+                raise ValueError(f"message type {type_name!r} of the {overlay.name} overlay is already taken")
+            self.bodies[type_name] = body
+            self._handlers[type_name] = overlay.on_message
         for strategy in self.strategies.values():
             for type_name, body in strategy.message_types.items():
                 if type_name in self.bodies:
@@ -110,6 +121,8 @@ class Node:
         self._kernel_timers: dict[str, Callable[[], None]] = {
             name: (lambda n=name: cluster_.on_timer(n)) for name in ("join", "reap", "seeds", "dead")}
         self._kernel_timers["gc"] = repl.on_gc_timer
+        for name in overlay.timers:
+            self._kernel_timers[name] = (lambda n=name: overlay.on_timer(n))
         self._kernel_timers["convergence"] = self._on_convergence_timer
 
     @classmethod
@@ -123,7 +136,8 @@ class Node:
                    gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
                    incarnation=incarnation, rng_seed=rng_seed if rng_seed is not None else config.gossip.rng_seed,
                    aligned_rounds=aligned_rounds, anti_entropy=config.anti_entropy, limits=config.limits,
-                   storage=config.storage, cluster=config.node.cluster, members=members)
+                   storage=config.storage, cluster=config.node.cluster, members=members,
+                   membership=config.membership)
         node.strategy_names = {concern: choice.name for concern, choice in config.strategies.items()}
         return node
 
@@ -227,6 +241,15 @@ class Node:
         self.now = now
         token = self.replication.replicate(entries, member_ids)
         return token, self._drain()
+
+    def unreachable(self, now: float, address: str) -> list[Effect]:
+        """The runtime could not reach `address` (connection refused, no such host): the overlay
+        decides what that means (HyParView replaces such a neighbour; the full mesh waits for the
+        failure detector)."""
+        self.now = now
+        if self.status != "left":
+            self.cluster.unreachable(address)
+        return self._drain()
 
     def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
         """Count a rejected input (the runtime calls this for frames it could not decode)."""
@@ -354,6 +377,10 @@ class Node:
         self.schedule(KERNEL, "convergence", self.gossip.convergence_check_ms / 1000)
 
     def _drain(self) -> list[Effect]:
+        version = self.members.version
+        if version != self._members_version:   # the reachable set changed during this input
+            self._members_version = version
+            self.dissemination.on_members_changed(self.ctx)
         out, self._effects = self._effects, []
         return out
 

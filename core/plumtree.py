@@ -25,10 +25,20 @@ Vivaldi), "latency" mode replaces hops by estimated time: GOSSIP and IHAVE carry
 sender's *cost* (estimated time from the origin to the sender, the sum of per-link
 estimates), a receiver adds its estimate of the last link, and a lazy path estimated faster
 by `latency_threshold` seconds and `latency_ratio` of the eager cost replaces the eager one.
-A lazy peer downstream of us never qualifies: its path includes ours. Caveat: the tree is
-shared by all origins (as in the paper), and a swap that shortens the path from one origin
-can lengthen it from others; with many origins the swaps never settle. Use it when one
-origin dominates; per-origin trees (as riak_core/partisan keep) would be the general fix.
+A lazy peer downstream of us never qualifies: its path includes ours. Caveat: with one tree
+shared by all origins (the paper's, `trees="shared"`), a swap that shortens the path from one
+origin can lengthen it from others; with many origins the swaps never settle.
+
+Per-origin trees (`trees="per_origin"` with a `root_of(id)` callable; riak_core and partisan
+keep eager/lazy sets per root too): the shared tree is built as in the paper - by the first
+broadcasts' PRUNEs - and serves every origin, so a new origin's first broadcast already costs
+one copy per node (riak_core instead starts each root from a tree computed over the member
+list; we have no member list). An optimisation swap *forks* a tree for the message's origin
+only (a copy of the shared sets, then the swap), and the GRAFT and PRUNE it sends name that
+root and ask the peer to fork too. Each origin's tree then moves toward its own fastest paths
+and stops there, and no origin's swaps touch another's. A PRUNE or a repairing GRAFT applies,
+at each end, to whatever tree that root's messages use there. Forks are bounded
+(`max_trees`, least recently used dropped: that origin falls back to the shared tree).
 
 Peers and message ids are opaque hashable values; payloads are opaque. Outputs are values:
 `Send`, `Deliver` and `Timer` (the caller calls ``on_timer(now, key)`` at `at`; a later
@@ -75,14 +85,22 @@ class IHave(msgspec.Struct, Generic[I], frozen=True):
 
 
 class Graft(msgspec.Struct, Generic[I], frozen=True):
-    """Make this link eager again; resend `id` if given (None: optimisation, link only)."""
+    """Make this link eager again; resend `id` if given (None: optimisation, link only).
+    Per-origin trees: `root` names the tree; `tree` says the sender changed its own tree for
+    that root (the receiver then changes its tree for it too, forking it if needed)."""
 
     id: I | None
     round: int
+    root: Any = None
+    tree: bool = False
 
 
 class Prune(msgspec.Struct, frozen=True):
-    """Make this link lazy: the sender got a payload it already had over it."""
+    """Make this link lazy: the sender got a payload it already had over it. `root` and
+    `tree` as in `Graft`."""
+
+    root: Any = None
+    tree: bool = False
 
 
 Message = Gossip[Any] | IHave[Any] | Graft[Any] | Prune
@@ -136,9 +154,10 @@ class PlumtreeOptions:
     max_grafts: int = 10
     #: the optimisation: "off" (keep the tree the first broadcast built, repaired by GRAFTs),
     #: "hops" (the paper's rule) or "latency" (estimated time, needs the latency callable).
-    #: Off by default: on one shared tree, broadcasts from different origins undo each
+    #: Off by default here: on one shared tree, broadcasts from different origins undo each
     #: other's swaps; measured on 150-node overlays with many origins, "hops" kept swapping and
-    #: made delivery 1.5-2.9x slower than "off" (docs/scale-algorithms.md)
+    #: made delivery 1.5-2.9x slower than "off". With trees="per_origin" the swaps settle
+    #: (the `plumtree` strategy turns both on; docs/scale-algorithms.md)
     optimization: Literal["off", "hops", "latency"] = "off"
     #: "hops": r_eager - r_lazy that triggers a swap (the paper's experiments use 7)
     optimization_threshold: int = 7
@@ -160,6 +179,23 @@ class PlumtreeOptions:
     max_payloads: int = 10_000
     #: ids announced but not received that we track (oldest dropped first)
     max_missing: int = 10_000
+    #: "shared": one tree for every origin (the paper). "per_origin" (needs `root_of`): the
+    #: optimisation swaps links in a tree of the message's origin only, forked from the shared
+    #: tree on its first swap, so swaps for one origin never undo another's
+    trees: Literal["shared", "per_origin"] = "shared"
+    #: per-origin trees kept (least recently used dropped: that origin uses the shared tree again)
+    max_trees: int = 1024
+
+
+class _Tree:
+    """One origin's eager and lazy sets (per-origin trees): the same neighbours as the shared
+    sets, split differently."""
+
+    __slots__ = ("eager", "lazy")
+
+    def __init__(self, eager: dict[Any, None], lazy: dict[Any, None]) -> None:
+        self.eager = eager
+        self.lazy = lazy
 
 
 class _Seen:
@@ -189,16 +225,19 @@ def _clean_cost(cost: float | None) -> float | None:
 class Plumtree(Generic[P, I]):
     """One node's Plumtree state over the neighbour set the caller maintains."""
 
-    __slots__ = ("options", "_latency", "eager", "lazy", "_received", "_payloads", "_missing",
-                 "_lazy_queue", "_flush_at", "stats")
+    __slots__ = ("options", "_latency", "_root_of", "eager", "lazy", "_trees", "_received", "_payloads",
+                 "_missing", "_lazy_queue", "_flush_at", "stats")
 
     def __init__(self, options: PlumtreeOptions | None = None, *,
                  latency: Callable[[P], float | None] | None = None,
-                 neighbors: Iterable[P] = ()) -> None:
+                 neighbors: Iterable[P] = (), root_of: Callable[[I], Hashable] | None = None) -> None:
+        """`root_of(id)`: the origin of a message (per-origin trees need it)."""
         self.options = options or PlumtreeOptions()
         self._latency = latency
-        self.eager: dict[P, None] = dict.fromkeys(neighbors)   # ordered sets (determinism)
+        self._root_of = root_of if self.options.trees == "per_origin" else None
+        self.eager: dict[P, None] = dict.fromkeys(neighbors)   # ordered sets (determinism); the shared tree
         self.lazy: dict[P, None] = {}
+        self._trees: OrderedDict[Hashable, _Tree] = OrderedDict()   # origin -> its own tree, once forked
         self._received: OrderedDict[I, _Seen] = OrderedDict()
         self._payloads: OrderedDict[I, tuple[float, Any, float | None]] = OrderedDict()
         self._missing: OrderedDict[I, _Missing] = OrderedDict()
@@ -206,7 +245,7 @@ class Plumtree(Generic[P, I]):
         self._flush_at: float | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("delivered", "duplicates", "gossip_sent", "ihave_sent", "grafts_sent", "prunes_sent",
-             "optimizations", "gave_up"), 0)
+             "optimizations", "gave_up", "trees_forked", "trees_dropped"), 0)
 
     # ---- neighbour set --------------------------------------------------------------
 
@@ -215,14 +254,19 @@ class Plumtree(Generic[P, I]):
         return [*self.eager, *self.lazy]
 
     def neighbor_up(self, peer: P) -> None:
-        """A new neighbour starts eager (paper: "simply added to eagerPushPeers")."""
+        """A new neighbour starts eager (paper: "simply added to eagerPushPeers"), in every tree."""
         if peer not in self.eager and peer not in self.lazy:
             self.eager[peer] = None
+            for tree in self._trees.values():
+                tree.eager[peer] = None
 
     def neighbor_down(self, peer: P) -> None:
         """Forget a neighbour, its queued IHAVEs and its announcements."""
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
+        for tree in self._trees.values():
+            tree.eager.pop(peer, None)
+            tree.lazy.pop(peer, None)
         self._lazy_queue.pop(peer, None)
         for entry in self._missing.values():
             entry.announcers.pop(peer, None)
@@ -237,6 +281,16 @@ class Plumtree(Generic[P, I]):
 
     def has_received(self, msg_id: I) -> bool:
         return msg_id in self._received
+
+    @property
+    def trees(self) -> int:
+        """Per-origin trees currently forked from the shared one."""
+        return len(self._trees)
+
+    def tree_of(self, root: Hashable) -> tuple[list[P], list[P]]:
+        """(eager, lazy) peers used for messages of origin `root`."""
+        eager, lazy = self._sets(root)
+        return list(eager), list(lazy)
 
     # ---- inputs ---------------------------------------------------------------------
 
@@ -262,8 +316,10 @@ class Plumtree(Generic[P, I]):
         elif isinstance(msg, Graft):
             self._on_graft(sender, msg, out)
         elif isinstance(msg, Prune):
-            if sender in self.eager:
-                self._make_lazy(sender)
+            eager, lazy = self._control_sets(msg.root, msg.tree)
+            if sender in eager:
+                eager.pop(sender, None)
+                lazy[sender] = None
         self._finish(now, out)
         return out
 
@@ -283,12 +339,17 @@ class Plumtree(Generic[P, I]):
     def _on_gossip(self, now: float, sender: P, msg: Gossip[I], out: list[Output]) -> None:
         if not isinstance(msg.round, int) or msg.round < 0:
             return
+        root = self._root(msg.id)
+        eager, lazy = self._sets(root)
         if msg.id in self._received:
             self.stats["duplicates"] += 1
-            if sender in self.eager:            # the tree has a cycle here: cut this link
-                self._make_lazy(sender)
-                out.append(Send(sender, Prune()))
-                self.stats["prunes_sent"] += 1
+            # The tree has a cycle here: cut this link. Also when the sender is lazy here: it
+            # still believes the link eager (a crossing PRUNE/GRAFT), and would keep pushing.
+            if sender in eager or sender in lazy:
+                eager.pop(sender, None)
+                lazy[sender] = None
+            out.append(Send(sender, Prune(root, self._forked(root))))
+            self.stats["prunes_sent"] += 1
             return
         link = self._link_latency(sender)
         upstream = _clean_cost(msg.cost)
@@ -296,13 +357,14 @@ class Plumtree(Generic[P, I]):
         seen = self._remember(now, msg.id, msg.payload, msg.round, sender, cost)
         self.stats["delivered"] += 1
         out.append(Deliver(msg.id, msg.payload, msg.round, sender))
-        if sender in self.lazy:
-            self._make_eager(sender)
+        if sender in lazy:
+            lazy.pop(sender, None)
+            eager[sender] = None
         entry = self._missing.pop(msg.id, None)
         announcers: dict[Any, tuple[int, float | None]] = entry.announcers if entry else {}
         # Paper's order: lazy announcements that came *before* the payload may show a shorter path.
         for peer, (lazy_round, lazy_cost) in announcers.items():
-            if self._maybe_optimize(seen, peer, lazy_round, lazy_cost, out):
+            if self._maybe_optimize(seen, root, peer, lazy_round, lazy_cost, out):
                 break
         # Whoever announced the message has it: neither push nor announce it to them.
         self._push(out, msg.id, msg.payload, msg.round + 1, cost, exclude=(sender, *announcers))
@@ -315,7 +377,7 @@ class Plumtree(Generic[P, I]):
             seen = self._received.get(ann.id)
             if seen is not None:
                 if known:
-                    self._maybe_optimize(seen, sender, ann.round, _clean_cost(ann.cost), out)
+                    self._maybe_optimize(seen, self._root(ann.id), sender, ann.round, _clean_cost(ann.cost), out)
                 continue
             if not known:
                 continue                        # a peer that is no longer (or not yet) a neighbour
@@ -330,8 +392,11 @@ class Plumtree(Generic[P, I]):
                 out.append(Timer(entry.deadline, ("missing", ann.id)))
 
     def _on_graft(self, sender: P, msg: Graft[I], out: list[Output]) -> None:
-        if sender in self.lazy:
-            self._make_eager(sender)
+        root = msg.root if msg.id is None else self._root(msg.id)
+        eager, lazy = self._control_sets(root, msg.tree)
+        if sender in lazy:
+            lazy.pop(sender, None)
+            eager[sender] = None
         if msg.id is None:
             return
         cached = self._payloads.get(msg.id)
@@ -359,20 +424,25 @@ class Plumtree(Generic[P, I]):
         entry.grafts += 1
         entry.deadline = now + self.options.timeout2
         out.append(Timer(entry.deadline, ("missing", msg_id)))
-        if peer in self.lazy:
-            self._make_eager(peer)
-        out.append(Send(peer, Graft(msg_id, lazy_round)))
+        root = self._root(msg_id)
+        eager, lazy = self._sets(root)
+        if peer in lazy:
+            lazy.pop(peer, None)
+            eager[peer] = None
+        out.append(Send(peer, Graft(msg_id, lazy_round, root, self._forked(root))))
         self.stats["grafts_sent"] += 1
 
     # ---- optimisation ---------------------------------------------------------------
 
-    def _maybe_optimize(self, seen: _Seen, lazy_peer: Any, lazy_round: int, lazy_cost: float | None,
-                        out: list[Output]) -> bool:
+    def _maybe_optimize(self, seen: _Seen, root: Hashable, lazy_peer: Any, lazy_round: int,
+                        lazy_cost: float | None, out: list[Output]) -> bool:
         """Swap the eager link that delivered a message (`seen`) for `lazy_peer` if the lazy path
-        is much shorter in hops ("hops") or clearly faster by estimated time ("latency")."""
+        is much shorter in hops ("hops") or clearly faster by estimated time ("latency"). With
+        per-origin trees only the tree of the message's origin changes (forked if need be)."""
         eager_peer = seen.sender
-        if (seen.optimized or eager_peer is None or eager_peer == lazy_peer or eager_peer not in self.eager
-                or lazy_peer not in self.lazy):
+        eager, lazy = self._sets(root)
+        if (seen.optimized or eager_peer is None or eager_peer == lazy_peer or eager_peer not in eager
+                or lazy_peer not in lazy):
             return False
         mode = self.options.optimization
         if mode == "latency":
@@ -389,10 +459,15 @@ class Plumtree(Generic[P, I]):
         if not better:
             return False
         seen.optimized = True
-        self._make_eager(lazy_peer)
-        out.append(Send(lazy_peer, Graft(None, lazy_round)))
-        self._make_lazy(eager_peer)
-        out.append(Send(eager_peer, Prune()))
+        if root is not None:
+            tree = self._fork(root)
+            eager, lazy = tree.eager, tree.lazy
+        lazy.pop(lazy_peer, None)
+        eager[lazy_peer] = None
+        out.append(Send(lazy_peer, Graft(None, lazy_round, root, root is not None)))
+        eager.pop(eager_peer, None)
+        lazy[eager_peer] = None
+        out.append(Send(eager_peer, Prune(root, root is not None)))
         self.stats["grafts_sent"] += 1
         self.stats["prunes_sent"] += 1
         self.stats["optimizations"] += 1
@@ -405,13 +480,49 @@ class Plumtree(Generic[P, I]):
             return None
         return _clean_cost(self._latency(peer))
 
-    def _make_eager(self, peer: Any) -> None:
-        self.lazy.pop(peer, None)
-        self.eager[peer] = None
+    def _root(self, msg_id: Any) -> Hashable:
+        """The message's origin with per-origin trees, else None (everything on the shared tree)."""
+        return None if self._root_of is None else self._root_of(msg_id)
 
-    def _make_lazy(self, peer: Any) -> None:
-        self.eager.pop(peer, None)
-        self.lazy[peer] = None
+    def _sets(self, root: Hashable) -> tuple[dict[Any, None], dict[Any, None]]:
+        """The eager and lazy sets messages of `root` use: its own tree if forked, else the shared one."""
+        if root is not None:
+            tree = self._trees.get(root)
+            if tree is not None:
+                self._trees.move_to_end(root)
+                return tree.eager, tree.lazy
+        return self.eager, self.lazy
+
+    def _forked(self, root: Hashable) -> bool:
+        return root is not None and root in self._trees
+
+    def _fork(self, root: Hashable) -> _Tree:
+        """`root`'s own tree, copied from the shared one the first time."""
+        tree = self._trees.get(root)
+        if tree is None:
+            tree = self._trees[root] = _Tree(dict(self.eager), dict(self.lazy))
+            self.stats["trees_forked"] += 1
+            while len(self._trees) > max(1, self.options.max_trees):
+                self._trees.popitem(last=False)
+                self.stats["trees_dropped"] += 1
+        else:
+            self._trees.move_to_end(root)
+        return tree
+
+    def _control_sets(self, root: Any, tree: Any) -> tuple[dict[Any, None], dict[Any, None]]:
+        """Where a received GRAFT/PRUNE applies: the sender changed its own tree for `root`
+        (`tree`), so we change ours (forking it); otherwise whatever `root`'s messages use here.
+        Roots are ignored without per-origin trees (and must be hashable)."""
+        if self._root_of is None or root is None:
+            return self.eager, self.lazy
+        try:
+            hash(root)
+        except TypeError:
+            return self.eager, self.lazy
+        if tree is True:
+            forked = self._fork(root)
+            return forked.eager, forked.lazy
+        return self._sets(root)
 
     def _remember(self, now: float, msg_id: I, payload: Any, round: int, sender: Any,
                   cost: float | None) -> _Seen:
@@ -425,11 +536,12 @@ class Plumtree(Generic[P, I]):
 
     def _push(self, out: list[Output], msg_id: I, payload: Any, round: int, cost: float | None,
               exclude: tuple[Any, ...]) -> None:
-        for peer in self.eager:
+        eager, lazy = self._sets(self._root(msg_id))
+        for peer in eager:
             if peer not in exclude:
                 out.append(Send(peer, Gossip(msg_id, payload, round, cost)))
                 self.stats["gossip_sent"] += 1
-        for peer in self.lazy:
+        for peer in lazy:
             if peer not in exclude:
                 self._lazy_queue.setdefault(peer, []).append(Announcement(msg_id, round, cost))
 

@@ -77,6 +77,10 @@ class Dissemination(Strategy):
     def on_applied(self, ctx: Context, entry: Entry) -> None:
         """A received entry changed the store."""
 
+    def on_members_changed(self, ctx: Context) -> None:
+        """The reachable members changed (joined, failed, left, entered or left the view):
+        called once at the end of the input that changed them."""
+
     def rumors(self, ctx: Context, to: str, budget: int) -> list[Entry]:
         """Hot entries to piggyback on a message to member `to`, within `budget` bytes."""
         return []

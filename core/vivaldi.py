@@ -35,6 +35,7 @@ import math
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
 
@@ -49,7 +50,7 @@ class Coordinate(msgspec.Struct, frozen=True, array_like=True):
     small enough to ride on every probe and ack.
     """
 
-    vec: tuple[float, ...]
+    vec: Annotated[tuple[float, ...], msgspec.Meta(max_length=64)]   # decode bound; check_coordinate checks more
     error: float
     adjustment: float
     height: float

@@ -79,6 +79,21 @@ CONFLICT_RESOLUTION: dict[str, dict[str, Any]] = {
 }
 
 
+# Dissemination tables that differ from the round-based default (fanout, interval_ms).
+DISSEMINATION: dict[str, dict[str, Any]] = {
+    "plumtree": {"interval_ms": 100, "timeout1_ms": 300},
+}
+
+# [membership] per overlay. hyparview with 5 nodes: an active view of 4 makes every node a
+# neighbour of every other (what the scenarios' "everyone sees everyone alive" checks); shuffles
+# every second top up views quickly after a kill, a partition or a restart.
+MEMBERSHIP: dict[str, dict[str, Any]] = {
+    "full": {},
+    "hyparview": {"overlay": "hyparview", "active_size": 4, "passive_size": 8, "shuffle_interval_ms": 1000,
+                  "neighbor_request_timeout_ms": 1500, "size_probe_interval_ms": 5000},
+}
+
+
 def security_table(strategy: str) -> dict[str, Any]:
     if strategy == "curve":
         from integration.keys import SECRET_PATH, TRUST_DIR  # noqa: PLC0415
@@ -113,6 +128,8 @@ def node_config(
     security = opts.pop("security", "none")
     detector = opts.pop("failure_detection", "heartbeat")
     resolver = opts.pop("conflict_resolution", "lww")
+    overlay = opts.pop("overlay", "full")
+    dissemination = opts.pop("dissemination", "hybrid")
     cfg: dict[str, Any] = {
         "node": {
             "id": name,
@@ -123,11 +140,16 @@ def node_config(
         },
         "gossip": dict(GOSSIP),
         "peer_selection": {"strategy": "uniform"},
-        "dissemination": {"strategy": "hybrid", "fanout": 3, "interval_ms": t["interval_ms"]},
+        "dissemination": ({"strategy": dissemination, **DISSEMINATION[dissemination]} if dissemination in DISSEMINATION
+                          else {"strategy": dissemination, "fanout": 3, "interval_ms": t["interval_ms"]}),
         "failure_detection": failure_detection_table(detector, t),
         "conflict_resolution": {"strategy": resolver, **CONFLICT_RESOLUTION.get(resolver, {})},
         "security": security_table(security),
     }
+    if MEMBERSHIP.get(overlay):
+        cfg["membership"] = dict(MEMBERSHIP[overlay])
+    if dissemination == "plumtree":
+        cfg["anti_entropy"] = {"interval_ms": 1000}   # Merkle repair of what the tree missed
     for dim, value in opts.items():
         cfg.setdefault(dim, {})["strategy"] = value
     return deep_merge(cfg, overrides or {})

@@ -212,3 +212,23 @@ def test_crdt_steps_only_in_crdt_cells():
     assert res.passed
     cfg = node_config("n1", ["n1", "n2"], {"conflict_resolution": "crdt"})
     assert tomllib.loads(dumps(cfg))["conflict_resolution"]["rules"][0]["type"] == "pncounter"
+
+
+def test_hyparview_plumtree_cell_is_in_the_matrix_with_valid_configs():
+    from gossipmq.core.config import parse_config
+    from gossipmq.core.plugins import build_registry, make_plugin_manager
+    from integration.matrix import EXTRA_CELLS, cells
+
+    every = cells()
+    assert every[:len(pairwise(OPTIONS))] == pairwise(OPTIONS) and every[-len(EXTRA_CELLS):] == EXTRA_CELLS
+    cell = EXTRA_CELLS[0]
+    assert cell_id(cell) == "plumtree-swim-lww-none-hyparview"
+    names = [f"n{i}" for i in range(1, 6)]
+    cfg = node_config("n3", names, cell)
+    assert cfg["membership"]["overlay"] == "hyparview" and cfg["dissemination"]["strategy"] == "plumtree"
+    assert "fanout" not in cfg["dissemination"] and cfg["anti_entropy"]["interval_ms"] > 0
+    parsed = parse_config(cfg, build_registry(make_plugin_manager()), "n3.toml")
+    assert parsed.membership.active_size == 4 and parsed.strategies["failure_detection"].name == "swim"
+    # the pairwise cells keep their tables
+    plain = node_config("n3", names, every[0])
+    assert "membership" not in plain and plain["dissemination"]["fanout"] == 3

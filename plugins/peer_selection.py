@@ -1,4 +1,5 @@
-"""Peer selection strategies: `uniform`, `round_robin` (shuffled) and `tag_aware`."""
+"""Peer selection strategies: `uniform`, `round_robin` (shuffled), `tag_aware` and `nearest`
+(latency-aware, from Vivaldi coordinates)."""
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -97,8 +98,70 @@ class TagAware(PeerSelector):
         return picks
 
 
+class NearestOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    random_share: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.2   # share of picks made uniformly
+    refresh_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 5_000  # re-rank the members this often
+
+
+class Nearest(PeerSelector):
+    """Latency-aware: the members with the smallest estimated round trip (Vivaldi coordinates,
+    which SWIM probes carry), a `random_share` of picks uniform so the cluster stays mixed.
+
+    Members whose coordinate is unknown rank last (in random order), so with no estimates at
+    all this is `uniform`. The ranking is recomputed at most every `refresh_ms` (or when the
+    members change), O(n log n), not on every pick."""
+
+    def __init__(self, options: NearestOptions) -> None:
+        self.options = options
+        self.ranked: list[str] = []
+        self._at = -1e18
+        self._version = -1
+
+    def _rank(self, ctx: Context) -> list[str]:
+        members = ctx.members
+        if members.version != self._version or ctx.now - self._at >= self.options.refresh_ms / 1000:
+            self._version, self._at = members.version, ctx.now
+            known, unknown = [], []
+            for member_id in members.reachable_ids():
+                rtt = ctx.coordinates.rtt(member_id)
+                if rtt is None:
+                    unknown.append(member_id)
+                else:
+                    known.append((rtt, member_id))
+            known.sort()
+            ctx.rng.shuffle(unknown)
+            self.ranked = [m for _, m in known] + unknown
+        return self.ranked
+
+    def select(self, ctx: Context, k: int, exclude: Collection[str] = ()) -> list[str]:
+        ranked = self._rank(ctx)
+        picks: list[str] = []
+        taken = set(exclude)
+
+        def usable(member_id: str) -> bool:
+            member = ctx.members.get(member_id)
+            return member_id not in taken and member is not None and member.status in REACHABLE
+
+        n, i = len(ranked), 0
+        while len(picks) < k:
+            if n and ctx.rng.random() < self.options.random_share:
+                pick = next((m for m in (ranked[ctx.rng.randrange(n)] for _ in range(8)) if usable(m)), None)
+                if pick is not None:
+                    picks.append(pick)
+                    taken.add(pick)
+                    continue
+            while i < n and not usable(ranked[i]):
+                i += 1
+            if i >= n:
+                break
+            picks.append(ranked[i])
+            taken.add(ranked[i])
+        return picks
+
+
 @hookimpl
 def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
     registry.register("peer_selection", "uniform", Uniform, NoOptions)
     registry.register("peer_selection", "round_robin", RoundRobin, NoOptions)
     registry.register("peer_selection", "tag_aware", TagAware, TagAwareOptions)
+    registry.register("peer_selection", "nearest", Nearest, NearestOptions)

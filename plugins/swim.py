@@ -22,6 +22,12 @@ Lifeguard (all on with ``lifeguard = true``):
   minimum ``suspicion_mult * max(1, log10(n)) * probe_interval`` and shrinks towards it as
   independent members confirm the suspicion (each confirmation is re-gossiped);
 * nacks from indirect probers tell a node whether the relays, at least, can hear it.
+Network coordinates (``coordinates = true``, the default, as Serf): every ping and ack carries
+the sender's Vivaldi coordinate (core/vivaldi.py, ~200 bytes), and the prober feeds the round
+trip of each *direct* ack with the acker's coordinate into its own (``ctx.coordinates``); a
+relayed ack times two paths and is not used. `gossipctl rtt`, the `nearest` peer selector and
+Plumtree's latency optimisation read the estimates.
+
 With ``lifeguard = false`` the score stays 0, no nacks are asked for and every suspicion
 times out after the minimum: plain SWIM, for comparison (benchmarks/b6_false_positives.py).
 """
@@ -38,6 +44,7 @@ from gossipmq.core.messages import Count, Envelope, MemberUpdate
 from gossipmq.core.strategies import Context, FailureDetector
 from gossipmq.core.suspicion import Suspicion, suspicion_timeout
 from gossipmq.core.timers import Timer
+from gossipmq.core.vivaldi import Coordinate
 
 #: share of the remaining probe time a relay waits before it nacks, so the nack still
 #: arrives before the requester's deadline (two network hops must fit in the rest)
@@ -52,6 +59,7 @@ class SwimOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     suspicion_max_mult: Annotated[int, msgspec.Meta(ge=1, le=100)] = 6         # unconfirmed suspicion = max_mult*min
     awareness_max_mult: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8          # health stretches probing up to this
     lifeguard: bool = True                                                     # false = plain SWIM
+    coordinates: bool = True    # pings and acks carry Vivaldi coordinates; direct acks time the RTT (Serf)
 
     def __post_init__(self) -> None:
         if self.probe_timeout_ms >= self.probe_interval_ms:
@@ -64,6 +72,7 @@ class Ping(msgspec.Struct, frozen=True):
 
     seq: Count
     target: str = ""
+    coord: Coordinate | None = None   # the prober's network coordinate
 
 
 class PingReq(msgspec.Struct, frozen=True):
@@ -78,6 +87,7 @@ class PingReq(msgspec.Struct, frozen=True):
 
 class PingAck(msgspec.Struct, frozen=True):
     seq: Count
+    coord: Coordinate | None = None   # the acker's network coordinate (the prober times the round trip)
 
 
 class PingNack(msgspec.Struct, frozen=True):
@@ -92,6 +102,7 @@ class _Probe:
     target: str
     inc: int
     deadline: float
+    sent_at: float = 0.0
     acked: bool = False
     direct_ack: bool = False
     indirect: bool = False
@@ -172,9 +183,9 @@ class Swim(FailureDetector):
         member = ctx.members.get(target)
         assert member is not None
         self.seq += 1
-        self.probe = _Probe(self.seq, target, member.inc, ctx.now + interval)
+        self.probe = _Probe(self.seq, target, member.inc, ctx.now + interval, sent_at=ctx.now)
         ctx.count("swim.probes")
-        ctx.send(target, "ping", Ping(self.seq, target))
+        ctx.send(target, "ping", Ping(self.seq, target, self._coord(ctx)))
         ctx.schedule(self.concern, "probe_timeout", min(self.awareness.scale(self.timeout), interval), self.seq)
         ctx.schedule(self.concern, "probe_deadline", interval)
 
@@ -238,7 +249,9 @@ class Swim(FailureDetector):
             if body.target and body.target != ctx.node_id:
                 ctx.count("swim.misdirected_pings")  # the address now belongs to someone else
                 return
-            ctx.send_to_address(env.addr, "ping_ack", PingAck(body.seq))
+            if self.options.coordinates:
+                ctx.coordinates.learn(env.src, body.coord)
+            ctx.send_to_address(env.addr, "ping_ack", PingAck(body.seq, self._coord(ctx)))
         elif env.type == "ping_req":
             self.seq += 1
             self.relays[self.seq] = _Relay(env.addr, body.seq, body.nack)
@@ -256,9 +269,16 @@ class Swim(FailureDetector):
             if probe is not None and body.seq == probe.seq and not probe.acked:
                 probe.acked = True
                 probe.direct_ack = env.src == probe.target and not probe.indirect
+                if env.src == probe.target and self.options.coordinates and body.coord is not None:
+                    # A direct answer to our own ping: its round trip is a Vivaldi sample (Serf).
+                    if ctx.coordinates.observe(env.src, body.coord, ctx.now - probe.sent_at) is None:
+                        ctx.count("swim.rtt_samples")
         elif env.type == "ping_nack":
             if self.probe is not None and body.seq == self.probe.seq:
                 self.probe.nacks += 1
+
+    def _coord(self, ctx: Context) -> Coordinate | None:
+        return ctx.coordinates.mine if self.options.coordinates else None
 
     def _on_relay_timeout(self, ctx: Context, seq: int) -> None:
         relay = self.relays.pop(seq, None)

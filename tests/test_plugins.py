@@ -41,11 +41,11 @@ def test_a_plugin_registered_in_process_is_selectable() -> None:
     class Plugin:
         @hookimpl
         def gossipmq_register_strategies(self, registry):  # type: ignore[no-untyped-def]
-            registry.register("peer_selection", "nearest", Nearest)
+            registry.register("peer_selection", "first_member", Nearest)   # "nearest" is built in now
 
     pm = make_plugin_manager(load_entrypoints=False)
-    register_plugin(pm, Plugin(), name="nearest")
-    assert build_registry(pm).get("peer_selection", "nearest").description == "Always the first member."
+    register_plugin(pm, Plugin(), name="first_member")
+    assert build_registry(pm).get("peer_selection", "first_member").description == "Always the first member."
 
 
 def test_misspelled_hook_fails_loudly() -> None:

@@ -108,3 +108,64 @@ def test_simulate_cli_writes_csv_json_and_plot(tmp_path):
         assert (tmp_path / "out" / "informed.png").stat().st_size > 1000
     bad = runner.invoke(app, ["simulate", "--config", str(config), "--latency-ms", "fast"])
     assert bad.exit_code == 2 and "latency 'fast'" in bad.output
+
+
+def test_hyparview_plumtree_simulation_has_per_node_state_zones_and_the_issue_fields(tmp_path):
+    """Partial views: each node its own small table; zones and cross-zone bytes; warm-up builds
+    the tree so the measured write costs about one copy per node; the summary's fixed fields."""
+    import csv
+    import json
+
+    from gossipmq.transports.sim_report import write_outputs
+    from gossipmq.transports.simulator import Scenario, Simulation
+
+    from .sim_helpers import REGISTRY
+    from gossipmq.core.config import parse_config
+    cfg = parse_config({"membership": {"overlay": "hyparview"},
+                        "dissemination": {"strategy": "plumtree", "interval_ms": 200, "optimization": "off"},
+                        "failure_detection": {"strategy": "static"}}, REGISTRY)
+    sc = Scenario(nodes=2000, rounds=5, seed=3, zones=3, latency_ms=(1.0, 2.0), cross_zone_ms=(10.0, 20.0),
+                  warmup_rounds=5, warmup_updates=2)
+    sim = Simulation(cfg, REGISTRY, sc)
+    tables = [len(node.members) for node in sim.nodes.values()]
+    assert max(tables) <= 5 and sum(tables) / len(tables) > 4.5, "each node holds its active view only"
+    assert all(node.tags["zone"] == f"z{int(node.node_id[1:]) % 3}" for node in sim.nodes.values())
+    result = sim.run()
+    summary = result.summary()
+    for field in ("rounds_to_all", "payload_copies_per_node", "messages_per_node", "bytes_per_node"):
+        assert summary[field] is not None, field
+    assert summary["rounds_to_all"] == 1 and summary["overlay"] == "hyparview"
+    assert summary["payload_copies_per_node"] <= 1.05, "after the warm-up the tree carries one copy per node"
+    assert 0 < summary["cross_zone_bytes"] < summary["bytes"]
+    assert 10.0 <= summary["ms_to_all"] <= 500.0
+    written, _ = write_outputs(result, str(tmp_path), plot=False)
+    rows = list(csv.DictReader(open(tmp_path / "nodes.csv")))
+    assert len(rows) == 2000 and {"messages_sent", "bytes_sent", "cross_zone_bytes_sent",
+                                  "copies_received"} <= rows[0].keys()
+    assert sum(int(r["copies_received"]) for r in rows) == round(summary["payload_copies"] * 2000)
+    per_round = json.loads((tmp_path / "summary.json").read_text())["rounds"][0]
+    assert {"messages_per_node", "bytes_per_node", "cross_zone_bytes_per_node"} <= per_round.keys()
+
+
+def test_hyparview_survives_mass_crashes_through_refused_connections():
+    """B18's mechanism at small scale: 50 % crash at once after the tree formed; refused sends
+    make HyParView replace the dead neighbours and the next writes reach every survivor."""
+    from gossipmq.core.config import parse_config
+    from gossipmq.transports.simulator import Scenario, Simulation
+
+    from .sim_helpers import REGISTRY
+    cfg = parse_config({"membership": {"overlay": "hyparview", "shuffle_interval_ms": 1000},
+                        "dissemination": {"strategy": "plumtree", "interval_ms": 200},
+                        "anti_entropy": {"interval_ms": 0},
+                        "failure_detection": {"strategy": "static"}}, REGISTRY)
+    sim = Simulation(cfg, REGISTRY, Scenario(nodes=1000, rounds=1, seed=5, warmup_rounds=3, warmup_updates=1))
+    sim.warm_up()
+    sim.crash_now(0.5)
+    survivors = sim.live_addresses()
+    key = sim.inject([survivors[0]])[0]
+    sim.net.run_for(2.0)
+    first = sim.reached(key)
+    sim.net.run_for(10.0)       # healing: refusals, NEIGHBOR requests, shuffles
+    later = sim.inject([survivors[1]])[0]
+    sim.net.run_for(3.0)
+    assert first > 0.5 and sim.reached(later) == 1.0, (first, sim.reached(later))

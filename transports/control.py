@@ -111,12 +111,17 @@ class Keys(Request, tag="keys"):
 
 
 class Members(Request, tag="members"):
-    status: list[Literal["alive", "suspect", "dead", "left"]] = []
+    status: list[Literal["alive", "suspect", "dead", "left", "passive"]] = []
     tags: dict[str, str] = {}
 
 
 class Status(Request, tag="status"):
     pass
+
+
+class Rtt(Request, tag="rtt"):
+    a: str
+    b: str | None = None
 
 
 class Info(Request, tag="info"):
@@ -177,11 +182,11 @@ class KeysStatus(Request, tag="keys_status"):
 
 
 REQUESTS: tuple[type[Request], ...] = (
-    Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Info, Version, Events, Leave, Join,
+    Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Rtt, Info, Version, Events, Leave, Join,
     ForceLeave, TagsSet, TagsDelete, Block, Monitor, KeysReload, KeysRotate, KeysStatus)
 COMMANDS = tuple(sorted(r.__struct_config__.tag for r in REQUESTS))   # type: ignore[misc]
 _decode = msgspec.json.Decoder(Put | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status  # type: ignore[operator]
-                               | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
+                               | Rtt | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
                                | Block | Monitor | KeysReload | KeysRotate | KeysStatus).decode
 MAX_REQUEST_BYTES = 8 << 20
 
@@ -350,6 +355,14 @@ def members_view(node: Node, statuses: list[str] | None = None, tags: dict[str, 
     me = {"id": node.node_id, "address": node.address, "status": node.status, "incarnation": node.inc,
           "tags": dict(node.tags), "heartbeat": node.hb, "self": True}
     rows = [me, *(member_view(m) for m in sorted(node.members.all(), key=lambda m: m.id))]
+    overlay = node.cluster.overlay
+    if overlay.partial:   # hyparview: the table is the active view; the passive view and estimate beside it
+        view = overlay.describe()
+        me.update(view="self", overlay=view["overlay"], size_estimate=view["size_estimate"])
+        for row in rows[1:]:
+            row["view"] = "active"
+        rows += [{"id": p["id"], "address": p["address"], "status": "passive", "incarnation": 0, "tags": {},
+                  "heartbeat": 0, "view": "passive"} for p in view["passive"] if p["id"] not in node.members]
     if statuses:
         rows = [r for r in rows if r["status"] in statuses]
     if tags:
@@ -388,6 +401,7 @@ def status_view(runtime: ZmqRuntime) -> dict[str, Any]:
                       "bad_entries": stats["dropped.bad_entry"], "context_compacted": stats["context_compacted"]},
         "strategies": dict(node.strategy_names),
         "health_score": getattr(node.failure_detector, "health_score", None),
+        **({"overlay": node.cluster.overlay.describe()} if node.cluster.overlay.partial else {}),
         "uptime_s": round(now - runtime.started_at, 3) if runtime.started_at else 0.0,
     }
     io = runtime.counters()
@@ -603,6 +617,8 @@ class ControlServer:
             return members_view(node, statuses=req.status, tags=req.tags)
         if isinstance(req, Status):
             return status_view(rt)
+        if isinstance(req, Rtt):
+            return node.coordinates.estimate(node.node_id, req.a, req.b)
         if isinstance(req, Info):
             return info_view(rt)
         if isinstance(req, Version):

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 def informed_curve(mode: str, n: int, fanout: int, rounds: int, *, live: int | None = None,
                    loss: float = 0.0, sources: int = 1) -> list[float]:
-    """Expected informed fraction of live nodes after rounds 0..rounds."""
+    """Expected informed fraction of live nodes after rounds 0..rounds. "plumtree" is not a
+    round model: a tree push reaches every node within one round as long as the tree's depth
+    times the link latency stays below the round (its IHAVE batching period)."""
     live = n if live is None else live
+    if mode == "plumtree":
+        return [min(sources, live) / live] + [1.0] * rounds
     k = fanout
     push_q = (1 - loss) ** (1 if mode == "rumor" else 3)
     pull_q = (1 - loss) ** 2

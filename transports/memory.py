@@ -45,9 +45,13 @@ class MemoryNetwork:
     """Drives Nodes by virtual time. `latency` is a (min, max) range in seconds."""
 
     def __init__(self, *, seed: int = 0, latency: tuple[float, float] = (0.001, 0.005),
-                 loss: float = 0.0, encode: bool = False, pm: pluggy.PluginManager | None = None) -> None:
+                 loss: float = 0.0, encode: bool = False, pm: pluggy.PluginManager | None = None,
+                 refuse: bool = False, delay: Callable[[str, str], float] | None = None) -> None:
         """`pm`: a plugin manager whose event hooks see every node's events, exactly as under
-        the ZeroMQ runtime (transports/observers.py)."""
+        the ZeroMQ runtime (transports/observers.py). `refuse`: a message to a crashed node is
+        reported back to its sender one round trip later (`Node.unreachable`), as a refused TCP
+        connection would be - the signal HyParView's paper relies on. `delay(src, dst)`: the
+        one-way latency of each message by link (a topology), instead of the uniform `latency`."""
         self.rng = random.Random(seed)
         self.latency = latency
         self.loss = loss
@@ -67,6 +71,8 @@ class MemoryNetwork:
         self._cut: set[tuple[str, str]] = set()
         self.delivered = 0
         self.lost = 0
+        self.refuse = refuse
+        self.delay = delay
 
     # -- cluster management ---------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -127,6 +133,8 @@ class MemoryNetwork:
                     continue  # replaced by a later Schedule
                 del self._timer_at[(address, payload)]
                 self._apply(address, node.handle_timer(at, payload))
+            elif kind == "refused":
+                self._apply(address, node.unreachable(at, payload))
             else:
                 self.delivered += 1
                 self._apply(address, node.handle_message(at, payload))
@@ -170,11 +178,18 @@ class MemoryNetwork:
             self.lost += 1
             return
         env: Envelope = send.envelope
+        if self.refuse and dst not in self.nodes:
+            lo, hi = self.latency
+            self._push(self.now + 2 * (lo if hi <= lo else self.rng.uniform(lo, hi)), "refused", src, dst)
+            return
         if self.encode:
             node = self.nodes.get(dst)
             if node is None:
                 return
             env = decode_frames(encode_envelope(env), node.bodies, node.gossip.max_frame_bytes)
+        if self.delay is not None:
+            self._push(self.now + self.delay(src, dst), "msg", dst, env)
+            return
         lo, hi = self.latency
         self._push(self.now + (lo if hi <= lo else self.rng.uniform(lo, hi)), "msg", dst, env)
 

@@ -17,8 +17,9 @@ PLOT_MISSING = "no informed.png: matplotlib is not installed (pip install 'gossi
 
 
 def write_outputs(result: SimResult, out_dir: str, plot: bool = True) -> tuple[list[str], list[str]]:
-    """rounds.csv, summary.json and (with matplotlib) informed.png in `out_dir`: (the files
-    written, notes on what was skipped and why)."""
+    """rounds.csv, nodes.csv (per node: messages, bytes and cross-zone bytes it sent, payload
+    copies it received), summary.json and (with matplotlib) informed.png in `out_dir`: (the
+    files written, notes on what was skipped and why)."""
     import csv
     import json
     import os
@@ -30,9 +31,21 @@ def write_outputs(result: SimResult, out_dir: str, plot: bool = True) -> tuple[l
         writer.writeheader()
         writer.writerows(result.rows)
     written.append(path)
+    if result.per_node:
+        path = os.path.join(out_dir, "nodes.csv")
+        names = list(result.per_node)
+        zones = result.scenario.zones
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["node", "zone", *names])
+            for i, values in enumerate(zip(*(result.per_node[name] for name in names), strict=True)):
+                writer.writerow([f"n{i}", f"z{i % zones}", *values])
+        written.append(path)
     path = os.path.join(out_dir, "summary.json")
     with open(path, "w") as fh:
-        json.dump({"summary": result.summary(), "rounds": result.rows}, fh, indent=2)
+        json.dump({"summary": result.summary(), "timing": {"build_s": round(result.build_s, 3),
+                                                           "run_s": round(result.wall_s, 3)},
+                   "rounds": result.rows}, fh, indent=2)
     written.append(path)
     notes = []
     if plot:

@@ -299,6 +299,12 @@ def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOp
         table.add_row(m["id"] + (" (self)" if m.get("self") else ""), m["address"], m["status"],
                       str(m["incarnation"]), str(m["heartbeat"]), tags)
     console().print(table)
+    me = next((m for m in result if m.get("self")), None)
+    if me is not None and me.get("overlay"):   # a partial view: say what the table is
+        views = [m.get("view") for m in result]
+        estimate = me.get("size_estimate")
+        typer.echo(f"overlay {me['overlay']}: {views.count('active')} active, {views.count('passive')} passive; "
+                   f"cluster size estimate {f'~{estimate:,.0f}' if estimate else 'unknown yet'}")
 
 
 @app.command()
@@ -351,6 +357,19 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt
     if wait_converged and not result["converged"]:
         typer.echo(f"not converged within {timeout:g} s", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def rtt(a: Annotated[str, typer.Argument(help="A member id.")],
+        b: Annotated[Optional[str], typer.Argument(help="Another member id (default: the node asked).")] = None,
+        config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
+    """Estimated round-trip time between A and B (or this node) from Vivaldi network coordinates."""
+    result = Client(config, control, token, json)("rtt", a=a, b=b)
+    if json:
+        print_json(result)
+        return
+    typer.echo(f"Estimated {result['a']} <-> {result['b']} rtt: {result['rtt_ms']:.3f} ms "
+               f"(using Vivaldi network coordinates)")
 
 
 @app.command()

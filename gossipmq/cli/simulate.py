@@ -21,6 +21,15 @@ def simulate(
                                                                  "update (never the source).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Same seed, same result.")] = 0,
     updates: Annotated[int, typer.Option(min=1, help="Updates injected at round 0, each on its own node.")] = 1,
+    zones: Annotated[int, typer.Option(min=1, help="Zones: node i in zone i % ZONES (tag zone=z<k>).")] = 1,
+    cross_zone_ms: Annotated[Optional[str], typer.Option(
+        "--cross-zone-ms", help="One-way latency between zones: MS or MIN..MAX (--latency-ms is within one).")] = None,
+    detector: Annotated[bool, typer.Option("--detector", help="Run the configured failure detector "
+                                                              "(default: static, none).")] = False,
+    warmup_rounds: Annotated[int, typer.Option("--warmup-rounds", min=0, help="Rounds run before the updates, "
+                                                                             "not reported.")] = 0,
+    warmup_updates: Annotated[int, typer.Option("--warmup-updates", min=0, help="Writes spread during the warm-up "
+                                                                               "(they build Plumtree's tree).")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Write rounds.csv, summary.json and informed.png here.")] = None,
     no_bytes: Annotated[bool, typer.Option("--no-bytes", help="Skip byte counting (a little faster).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -38,13 +47,15 @@ def simulate(
     try:
         scenario = Scenario(nodes=nodes, rounds=rounds, loss=loss, latency_ms=parse_latency(latency_ms),
                             partition=parse_partition(partition) if partition else None, crash=crash,
-                            seed=seed, updates=updates, count_bytes=not no_bytes)
+                            seed=seed, updates=updates, count_bytes=not no_bytes, zones=zones,
+                            cross_zone_ms=parse_latency(cross_zone_ms) if cross_zone_ms else None,
+                            detector=detector, warmup_rounds=warmup_rounds, warmup_updates=warmup_updates)
     except ValueError as exc:
         fail(str(exc))
     console = Console(stderr=True)
-    if cfg.strategies["failure_detection"].name != "static":
+    if cfg.strategies["failure_detection"].name != "static" and not detector:
         console.print(f"note: the simulator uses the 'static' failure detector, not "
-                      f"{cfg.strategies['failure_detection'].name!r} (docs/simulator.md)")
+                      f"{cfg.strategies['failure_detection'].name!r} (--detector keeps it; docs/simulator.md)")
     with Progress(TextColumn("[bold]simulate"), BarColumn(), MofNCompleteColumn(), TextColumn("rounds"),
                   TimeElapsedColumn(), console=console, transient=True, disable=json) as progress:
         task = progress.add_task("build", total=rounds)
@@ -52,7 +63,7 @@ def simulate(
             sim = Simulation(cfg, registry, scenario)
         except ValueError as exc:
             fail(str(exc))
-        result = sim.run(progress=lambda r: progress.update(task, completed=r))
+        result = sim.run(progress=lambda r: progress.update(task, completed=r), release=False)   # we exit next
     written, notes = write_outputs(result, str(out)) if out is not None else ([], [])
     for note in notes:
         console.print(f"note: {note}")
@@ -70,6 +81,12 @@ def simulate(
     typer.echo(f"{summary['mode']}, fanout {summary['fanout']}, n = {nodes} ({summary['live']} live): "
                + (f"all informed after round {done}" if done else
                   f"{result.rows[-1]['informed']:.4f} informed after {rounds} rounds")
-               + f"; {summary['messages']} messages, {summary['bytes']} bytes; {summary['wall_s']:.1f} s wall")
+               + f"; {summary['messages']} messages, {summary['bytes']} bytes"
+               + (f", {summary['cross_zone_bytes']} across zones" if zones > 1 else "")
+               + f"; per node {summary['payload_copies_per_node']} copies, {summary['messages_per_node']} messages, "
+               f"{summary['bytes_per_node']:.0f} bytes"
+               + (f"; last node after {summary['ms_to_all']:.1f} ms" if summary["ms_to_all"] is not None else "")
+               + f"; {summary['wall_s']:.1f} s wall ({result.build_s:.1f} s to build {nodes} nodes, "
+               f"{summary['overlay']} overlay)")
     for path in written:
         typer.echo(f"wrote {path}")
