@@ -49,6 +49,7 @@ from common import (
     save_report,
     write_csv,
 )
+
 from gossipmq.core.config import load_config, parse_config
 from gossipmq.core.resolution import Op
 from gossipmq.transports.memory import make_nodes

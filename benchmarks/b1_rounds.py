@@ -13,8 +13,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import (REFERENCE, REFERENCE_COPIES_N1000, REGISTRY, OUT, load_note, median, percentile,
-                    print_table, sim_config, write_csv)
+from common import (
+    OUT,
+    REFERENCE,
+    REFERENCE_COPIES_N1000,
+    REGISTRY,
+    load_note,
+    median,
+    percentile,
+    print_table,
+    sim_config,
+    write_csv,
+)
 
 from gossipmq.transports.simulator import Scenario, Simulation
 

@@ -57,13 +57,14 @@ from common import (
     warn,
     write_csv,
 )
+from loadgen import Clients, ceiling, merge
+from procs import Cluster, ControlPool
+
 from gossipmq.core.codec import decode_frames, encode_envelope
 from gossipmq.core.config import load_config
 from gossipmq.core.effects import Send
 from gossipmq.core.messages import Envelope, Syn
 from gossipmq.core.node import Node
-from loadgen import Clients, ceiling, merge
-from procs import Cluster, ControlPool
 
 ROOT = Path(__file__).resolve().parents[1]
 PASS_ACKED = 0.95   # a run must acknowledge this share of its target rate

@@ -23,8 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import load, pct, save  # noqa: E402
 
 from gossipmq.core.config import parse_config  # noqa: E402
-from gossipmq.core.effects import Schedule, Send  # noqa: E402
-from gossipmq.core.effects import MemberChanged  # noqa: E402
+from gossipmq.core.effects import (  # noqa: E402
+    MemberChanged,  # noqa: E402
+    Schedule,
+    Send,
+)
 from gossipmq.core.plugins import build_registry, make_plugin_manager  # noqa: E402
 from gossipmq.transports.memory import MemoryNetwork, make_nodes  # noqa: E402
 

@@ -35,7 +35,7 @@ def main() -> int:
     out = ROOT / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
     (out / "chaos.json").write_text(json.dumps(rows, indent=2))
-    print(f"\n| backend | ops acknowledged / attempted | lost | faults | converged after last fault |")
+    print("\n| backend | ops acknowledged / attempted | lost | faults | converged after last fault |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backend']} | {r['ops_acknowledged']} / {r['ops_attempted']} | {r['acknowledged_lost']} | "

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import zmq
+
 from gossipmq.transports.control import ControlError, request
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -28,8 +28,8 @@ import msgspec
 
 from .config import AntiEntropySection
 from .context import StrategyContext
-from .messages import Entry, Envelope
 from .limits import entry_size
+from .messages import Entry, Envelope
 from .strategies import Strategy
 from .timers import Timer
 
@@ -122,7 +122,7 @@ class AntiEntropy(Strategy):
             ctx.drop("merkle_range", f"bad merkle_sync from {env.src} at level {body.level}")
             return
         ctx.count("ae_hashes_in", len(body.hashes))
-        differing = tree.differing(body.level, dict(zip(body.nodes, body.hashes)))
+        differing = tree.differing(body.level, dict(zip(body.nodes, body.hashes, strict=True)))
         if not differing:
             ctx.count("ae_agreed")
             return
@@ -136,7 +136,7 @@ class AntiEntropy(Strategy):
         if len(body.keys) != len(body.ids) or any(not 0 <= b < tree.leaves for b in body.buckets):
             ctx.drop("merkle_range", f"bad merkle_keys from {env.src}")
             return
-        theirs = dict(zip(body.keys, body.ids))
+        theirs = dict(zip(body.keys, body.ids, strict=True))
         ctx.count("ae_keys_in", len(theirs))
         mine: dict[str, int] = {}
         for bucket in body.buckets:

@@ -3,7 +3,6 @@ stable `cause` label (used for counters and once-per-cause logging)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-
 from typing import Any
 
 import msgspec

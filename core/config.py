@@ -9,18 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from .addresses import endpoint_problem, parse_seed
 from .errors import ConfigError
@@ -71,7 +66,7 @@ class GossipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     leave_fanout: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 32   # members told directly on graceful leave
     rng_seed: int | None = None                 # fix the node's RNG (reproducible runs)
     dead_probe_ms: OffOrMs = 2_000           # contact one recently dead member this often; 0 = off
-    max_bytes_per_second: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)] = 0   # payload bytes sent per second; 0 = no cap
+    max_bytes_per_second: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)] = 0  # payload bytes/s sent; 0 = no cap
     convergence_check_ms: OffOrMs = 500  # check that every member reports our checksum this often; 0 = off
 
     def __post_init__(self) -> None:

@@ -27,7 +27,6 @@ from collections.abc import Hashable
 from typing import Annotated, Any
 
 import msgspec
-
 import orjson
 
 from .errors import RemoteProtocolError
@@ -45,9 +44,9 @@ class LimitsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_value_depth: Annotated[int, msgspec.Meta(ge=1, le=200)] = 64  # nesting of lists/objects in one value
     max_clock_skew_ms: Annotated[int, msgspec.Meta(ge=100, le=86_400_000)] = 60_000  # HLC ahead of our clock
     max_id_bytes: Annotated[int, msgspec.Meta(ge=32, le=4096)] = 256          # node ids and addresses
-    peer_rate: Annotated[float, msgspec.Meta(ge=0, le=1e7)] = 2000.0        # messages/s one member may send; 0 = no limit
+    peer_rate: Annotated[float, msgspec.Meta(ge=0, le=1e7)] = 2000.0        # messages/s from one member; 0 = no limit
     peer_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 24)] = 4000       # its token bucket depth
-    address_rate: Annotated[float, msgspec.Meta(ge=0, le=1e8)] = 20_000.0   # messages/s from one host (IP); 0 = no limit
+    address_rate: Annotated[float, msgspec.Meta(ge=0, le=1e8)] = 20_000.0   # messages/s from one host (IP); 0 = none
     address_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 24)] = 40_000
     stranger_rate: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 16.0      # messages/s from unknown senders per host
     stranger_burst: Annotated[int, msgspec.Meta(ge=1, le=1 << 20)] = 64

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from .addresses import split_seed
 from .anti_entropy import AntiEntropy
 from .cluster import Cluster
 from .config import AntiEntropySection, Config, GossipSection, MembershipSection, StorageSection
@@ -34,7 +35,6 @@ from .messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate, origin_node
 from .registry import StrategyRegistry, create_strategies
 from .replication import COUNTER_SHIFT, Replication
 from .resolution import Op, Read, context_of, router_of
-from .addresses import split_seed
 from .strategies import (
     ConflictResolver,
     Dissemination,

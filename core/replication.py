@@ -27,11 +27,10 @@ from .clock import HybridLogicalClock, hlc_physical_ms
 from .effects import Confirmed, KeyChanged
 from .gc import TombstoneCollector
 from .lag import LagWindow
-from .limits import value_problem, value_size
+from .limits import entry_size, value_problem, value_size
 from .merkle import MerkleTree
 from .messages import Ack, Entry, Envelope, Replicate, ReplicateAck, Syn, SynAck, origin_node, origin_of
 from .resolution import Op, WriteContext
-from .limits import entry_size
 from .store import Store
 from .timers import KERNEL
 

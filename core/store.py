@@ -25,9 +25,6 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import msgspec
-import orjson
-
 from .hashing import blake2b
 from .limits import entry_size
 from .merkle import MerkleTree

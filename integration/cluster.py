@@ -25,17 +25,18 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+
+from testcontainers.core.container import DockerContainer  # noqa: E402
+from testcontainers.core.network import Network  # noqa: E402
 
 from integration import _docker  # sets TESTCONTAINERS_RYUK_DISABLED before testcontainers is imported
 from integration.config import CONFIG_PATH, node_config
 from integration.tomlw import dumps as toml_dumps
 from integration.waiting import Abort, Check, WaitTimeout, wait_until
-
-from testcontainers.core.container import DockerContainer  # noqa: E402
-from testcontainers.core.network import Network  # noqa: E402
 
 __all__ = ["DockerCluster", "ExecError", "NodeDown", "Check", "WaitTimeout", "wait_until",
            "cleanup_leftovers", "SESSION_ID", "LABEL"]
@@ -237,7 +238,7 @@ class DockerCluster:
             self._log(f"removed leftovers of dead sessions: {removed[0]} containers, {removed[1]} networks")
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "DockerCluster":
+    def __enter__(self) -> DockerCluster:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 PORT = 7946
 CONTROL = "ipc:///tmp/gossipmq.ctl"

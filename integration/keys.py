@@ -16,8 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 KEY_DIR = "/etc/gossipmq/keys"
 TRUST_DIR = f"{KEY_DIR}/trusted"

@@ -9,7 +9,7 @@ largest dimensions instead of the product of all of them.
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # The option values the integration matrix exercises (`gossipctl plugins` lists more: rumor,
 # static, max_value, ...; see integration/README.md for what is in and why).

@@ -5,9 +5,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -20,9 +20,10 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from integration import _docker
 
@@ -99,7 +100,7 @@ class Swarm:
         return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
     # -- lifecycle --------------------------------------------------------------------------
-    def __enter__(self) -> "Swarm":
+    def __enter__(self) -> Swarm:
         self.init()
         return self
 

@@ -9,8 +9,16 @@ import pytest
 
 from integration.config import node_config
 from integration.matrix import OPTIONS, cell_id, covers_all_pairs, pairwise
-from integration.scenarios import (EXTRA_SCENARIOS, SCENARIOS, ExpectValue, Put, Scenario, ScenarioFailure,
-                                   ScenarioRunner, Start)
+from integration.scenarios import (
+    EXTRA_SCENARIOS,
+    SCENARIOS,
+    ExpectValue,
+    Put,
+    Scenario,
+    ScenarioFailure,
+    ScenarioRunner,
+    Start,
+)
 from integration.tomlw import dumps
 from integration.waiting import Check, WaitTimeout, wait_until
 

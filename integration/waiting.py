@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Union
+from typing import Any
 
 
 @dataclass
@@ -44,7 +45,7 @@ def _short(v: Any, limit: int = 240) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-Predicate = Callable[[], Union[bool, Check, tuple]]
+Predicate = Callable[[], bool | Check | tuple]
 
 
 def wait_until(predicate: Predicate, timeout: float, what: str, interval: float = 0.25) -> float:

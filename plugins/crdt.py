@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
+
 from gossipmq.core.crdt import (
     TYPES,
     CrdtType,

@@ -14,6 +14,7 @@ import math
 from typing import Annotated, ClassVar
 
 import msgspec
+
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.strategies import Context, Dissemination, RoundShape
 from gossipmq.core.timers import Timer

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.strategies import Context, FailureDetector, NoOptions
 from gossipmq.core.timers import Timer

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+
 from gossipmq.core.crdt import MVRegister
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import Annotated, Literal
 
 import msgspec
+
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.membership import REACHABLE
 from gossipmq.core.strategies import Context, NoOptions, PeerSelector

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+
 from gossipmq.core.accrual import ArrivalWindow
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import MemberUpdate
@@ -34,7 +35,7 @@ class PhiOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     window: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 100             # inter-arrival samples kept
     min_std_dev_ms: Annotated[int, msgspec.Meta(ge=1)] = 100                 # floor of the deviation
     acceptable_pause_ms: Annotated[int, msgspec.Meta(ge=0)] = 500            # added to the mean (relay jitter, GC)
-    dead_after_ms: Annotated[int, msgspec.Meta(ge=0)] = 2000                 # suspect this long (phi still high) -> dead
+    dead_after_ms: Annotated[int, msgspec.Meta(ge=0)] = 2000                 # suspect this long (phi high) -> dead
 
 
 class Phi(FailureDetector):

@@ -48,6 +48,7 @@ from collections import OrderedDict
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+
 from gossipmq.core import plumtree as pt
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.membership import REACHABLE

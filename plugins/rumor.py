@@ -30,10 +30,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+
 from gossipmq.core.broadcast import BroadcastQueue, retransmit_limit
 from gossipmq.core.hookspecs import hookimpl
-from gossipmq.core.messages import Entry, Envelope
 from gossipmq.core.limits import entry_size
+from gossipmq.core.messages import Entry, Envelope
 from gossipmq.core.strategies import Context, Dissemination, RoundShape
 from gossipmq.core.timers import Timer
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
+
 from gossipmq.core.hashing import blake2b
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.messages import Entry, Envelope, MemberUpdate, body_lists, origin_node

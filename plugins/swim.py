@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import msgspec
+
 from gossipmq.core.awareness import Awareness
 from gossipmq.core.hookspecs import hookimpl
 from gossipmq.core.membership import REACHABLE

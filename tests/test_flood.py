@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from gossipmq.transports.curve import load_secret
-
 from tests._security_helpers import Proc, converged, free_ports, make_keys, wait_until, write_secure_config
 
 FLOOD_S = 30.0

@@ -3,7 +3,6 @@ against `gossipctl run` processes: after each one the node still answers, its co
 cause, and writes still replicate. Every wait is bounded; processes are stopped in finally."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -13,7 +13,6 @@ from gossipmq.core.errors import RemoteProtocolError
 from gossipmq.core.limits import LimitsSection, RateLimiter
 from gossipmq.core.messages import KERNEL_BODIES, Ack, Entry, Envelope, Join, JoinAck, Leave, MemberUpdate, Syn, SynAck
 from gossipmq.core.signing import KeyPair
-
 from tests._security_helpers import memory_node
 
 ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)

@@ -107,8 +107,8 @@ def test_curve_config_errors_name_file_table_and_key(tmp_path: Path, security: s
 
 
 def test_bad_seed_key_is_a_config_error(tmp_path: Path) -> None:
-    from gossipmq.core.plugins import build_registry, make_plugin_manager
     from gossipmq.core.config import parse_config
+    from gossipmq.core.plugins import build_registry, make_plugin_manager
     from gossipmq.core.registry import create_strategies
     from gossipmq.transports.security import transport_for
     assert invoke("keygen", "--out", str(tmp_path / "keys"), "--name", "n1")[0] == 0

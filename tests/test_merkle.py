@@ -6,8 +6,8 @@ import pytest
 from gossipmq.core.merkle import MerkleTree
 from gossipmq.core.messages import Entry
 from gossipmq.core.store import Store
-from gossipmq.plugins.conflict_resolution import LastWriterWins
 from gossipmq.core.strategies import NoOptions
+from gossipmq.plugins.conflict_resolution import LastWriterWins
 
 from .sim_helpers import simulation
 

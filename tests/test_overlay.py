@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from gossipmq.core.config import Config, parse_config
 from gossipmq.core.effects import MemberChanged
 from gossipmq.core.overlay import FullMesh, HyParViewOverlay

@@ -10,8 +10,8 @@ import pytest
 from gossipmq.core.errors import ConfigError
 from gossipmq.core.membership import MemberTable
 from gossipmq.core.messages import MemberUpdate
-from gossipmq.plugins.peer_selection import RoundRobin, TagAware, TagAwareOptions
 from gossipmq.core.strategies import NoOptions
+from gossipmq.plugins.peer_selection import RoundRobin, TagAware, TagAwareOptions
 
 from .sim_cluster import sim_config
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gossipmq.core.plumtree import (
     MESSAGE_TYPES,
     Announcement,
@@ -27,8 +30,6 @@ from gossipmq.core.plumtree import (
     Timer,
 )
 from gossipmq.core.vivaldi import VivaldiClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from .test_hyparview import Overlay
 

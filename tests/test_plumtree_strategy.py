@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from gossipmq.core.config import Config, parse_config
 from gossipmq.core.effects import Send
 from gossipmq.plugins.plumtree import Plumtree

@@ -4,7 +4,7 @@ import math
 from gossipmq.core.effects import Send
 from gossipmq.plugins.dissemination import resolve_fanout
 
-from .sim_helpers import converged, simulation
+from .sim_helpers import simulation
 
 
 def _rumor(**options):

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from gossipmq.transports.curve import keygen, load_secret, retire, revoke, trust_cert
-
 from tests._security_helpers import Proc, converged, free_ports, make_keys, wait_until, write_secure_config
 
 pytestmark = pytest.mark.slow

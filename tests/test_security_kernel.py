@@ -8,7 +8,6 @@ import pytest
 from gossipmq.core.messages import Entry, Envelope, MemberUpdate, SynAck
 from gossipmq.core.signing import KEY_TAG, KeyPair, claim_payload, entry_payload
 from gossipmq.transports.memory import MemoryNetwork
-
 from tests._security_helpers import memory_node
 
 NAMES = ["n1", "n2", "n3"]

@@ -116,11 +116,11 @@ def test_hyparview_plumtree_simulation_has_per_node_state_zones_and_the_issue_fi
     import csv
     import json
 
+    from gossipmq.core.config import parse_config
     from gossipmq.transports.sim_report import write_outputs
     from gossipmq.transports.simulator import Scenario, Simulation
 
     from .sim_helpers import REGISTRY
-    from gossipmq.core.config import parse_config
     cfg = parse_config({"membership": {"overlay": "hyparview"},
                         "dissemination": {"strategy": "plumtree", "interval_ms": 200, "optimization": "off"},
                         "failure_detection": {"strategy": "static"}}, REGISTRY)

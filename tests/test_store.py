@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from gossipmq.core.messages import Entry
 from gossipmq.core.store import Store
-from gossipmq.plugins.conflict_resolution import LastWriterWins
 from gossipmq.core.strategies import NoOptions
+from gossipmq.plugins.conflict_resolution import LastWriterWins
 
 lww = LastWriterWins(NoOptions())
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import zmq
 import zmq.auth.asyncio
 
-from gossipmq.core.errors import ConfigError
 from gossipmq.core.addresses import split_seed
+from gossipmq.core.errors import ConfigError
 from gossipmq.core.signing import KeyPair, curve_public_of
 from gossipmq.core.timers import Timer
 from gossipmq.plugins.security import CurveOptions, CurveSecurity, Trust, TrustedKey

@@ -16,6 +16,7 @@ push while rumors are hot, so it gets the push curve. These are expectations: th
 """
 from __future__ import annotations
 
+
 def informed_curve(mode: str, n: int, fanout: int, rounds: int, *, live: int | None = None,
                    loss: float = 0.0, sources: int = 1) -> list[float]:
     """Expected informed fraction of live nodes after rounds 0..rounds. "plumtree" is not a

@@ -122,7 +122,7 @@ class EventScripts:
                 return
             try:
                 out, err = await asyncio.wait_for(proc.communicate(stdin), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _kill_group(proc.pid)
                 await proc.wait()
                 self.stats["timed_out"] += 1

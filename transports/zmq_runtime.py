@@ -281,7 +281,7 @@ class ZmqRuntime:
         return inbox
 
     async def _receive_loop(self) -> None:
-        node, inbox = self.node, self.inbox
+        inbox = self.inbox
         assert inbox is not None
         received = 0
         while True:

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from gossipmq._version import __version__
 
-from .common import (ConfigOpt, ControlOpt, JsonOpt, TokenOpt, call, console, endpoint, fail, load, print_json,
-                     registry, want_json)
+from .common import (
+    ConfigOpt,
+    ControlOpt,
+    JsonOpt,
+    TokenOpt,
+    call,
+    console,
+    endpoint,
+    fail,
+    load,
+    print_json,
+    registry,
+    want_json,
+)
 from .keys import keygen as _keygen
 from .keys import keys_app
 from .simulate import simulate as _simulate
@@ -45,24 +57,25 @@ def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_ve
 @app.command()
 def run(
     config: ConfigOpt = None,
-    node_id: Annotated[Optional[str], typer.Option("--node-id", envvar="GOSSIPMQ_NODE_ID",
+    node_id: Annotated[str | None, typer.Option("--node-id", envvar="GOSSIPMQ_NODE_ID",
                                                    help="Member id (overrides [node] id).")] = None,
-    bind: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_BIND",
+    bind: Annotated[str | None, typer.Option(envvar="GOSSIPMQ_BIND",
                                                 help="Inbox endpoint to bind, e.g. tcp://0.0.0.0:7946.")] = None,
-    advertise: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_ADVERTISE",
+    advertise: Annotated[str | None, typer.Option(envvar="GOSSIPMQ_ADVERTISE",
                                                      help="Address peers dial, e.g. tcp://n1:7946.")] = None,
-    seed: Annotated[Optional[list[str]], typer.Option("--seed", help="Seed address (repeatable; GOSSIPMQ_SEEDS "
+    seed: Annotated[list[str] | None, typer.Option("--seed", help="Seed address (repeatable; GOSSIPMQ_SEEDS "
                                                                      "takes a comma-separated list).")] = None,
-    control: Annotated[Optional[str], typer.Option(envvar="GOSSIPMQ_CONTROL", help="Control endpoint to bind.")] = None,
-    cluster_name: Annotated[Optional[str], typer.Option("--cluster", envvar="GOSSIPMQ_CLUSTER",
+    control: Annotated[str | None, typer.Option(envvar="GOSSIPMQ_CONTROL", help="Control endpoint to bind.")] = None,
+    cluster_name: Annotated[str | None, typer.Option("--cluster", envvar="GOSSIPMQ_CLUSTER",
                                                         help="Cluster name: nodes of other clusters are ignored.")
                             ] = None,
     token: TokenOpt = None,
-    metrics: Annotated[Optional[str], typer.Option(
+    metrics: Annotated[str | None, typer.Option(
         "--metrics", envvar="GOSSIPMQ_METRICS", metavar="HOST:PORT",
         help="Serve Prometheus metrics on http://HOST:PORT/metrics (overrides [metrics] listen; needs "
              "pip install 'gossipmq[metrics]').")] = None,
-    log_level: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_LEVEL", help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_LEVEL",
+                                           help="debug, info, warning or error.")] = "info",
     log_format: Annotated[str, typer.Option(envvar="GOSSIPMQ_LOG_FORMAT", help="text or json.")] = "text",
 ) -> None:
     """Run one node in the foreground until SIGINT/SIGTERM or `gossipctl leave` (it leaves
@@ -80,9 +93,9 @@ def run(
 
 
 # ---- client commands --------------------------------------------------------------------------
-ContextOpt = Annotated[Optional[str], typer.Option(
+ContextOpt = Annotated[str | None, typer.Option(
     "--context", help="Causal context token from `get` (multi-value/mvreg keys): replace exactly what was read.")]
-FieldOpt = Annotated[Optional[str], typer.Option("--field", help="Field of an OR-Map key.")]
+FieldOpt = Annotated[str | None, typer.Option("--field", help="Field of an OR-Map key.")]
 AckOpt = Annotated[str, typer.Option(
     "--ack", help="Return once this many copies hold the write: local (default), majority, all, or a number "
                   "(this node included).")]
@@ -264,9 +277,9 @@ def _parse_tags(pairs: list[str]) -> dict[str, str]:
 
 @app.command()
 def members(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
-            status_: Annotated[Optional[list[str]], typer.Option(
+            status_: Annotated[list[str] | None, typer.Option(
                 "--status", help="Only members in this status (alive, suspect, dead, left; repeatable).")] = None,
-            tag: Annotated[Optional[list[str]], typer.Option(
+            tag: Annotated[list[str] | None, typer.Option(
                 "--tag", help="Only members with this tag, NAME=VALUE (repeatable: all must match).")] = None,
             watch: Annotated[bool, typer.Option("--watch", "-w", help="Then print membership changes as they "
                                                                       "happen, until Ctrl-C.")] = False) -> None:
@@ -361,7 +374,7 @@ def status(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt
 
 @app.command()
 def rtt(a: Annotated[str, typer.Argument(help="A member id.")],
-        b: Annotated[Optional[str], typer.Argument(help="Another member id (default: the node asked).")] = None,
+        b: Annotated[str | None, typer.Argument(help="Another member id (default: the node asked).")] = None,
         config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False) -> None:
     """Estimated round-trip time between A and B (or this node) from Vivaldi network coordinates."""
     result = Client(config, control, token, json)("rtt", a=a, b=b)
@@ -443,7 +456,7 @@ def monitor(config: ConfigOpt = None, control: ControlOpt = None, token: TokenOp
             level: Annotated[str, typer.Option(help="Lowest log level shown: debug, info, warning, error.")] = "info",
             events: Annotated[bool, typer.Option("--events", help="Also stream membership events.")] = False,
             no_logs: Annotated[bool, typer.Option("--no-logs", help="Only events (with --events).")] = False,
-            duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds.")] = None) -> None:
+            duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None) -> None:
     """Stream a running node's log lines (and events) as they happen, until Ctrl-C."""
     from gossipmq.transports.control import ControlError, stream
     client = Client(config, control, token, json)
@@ -534,10 +547,10 @@ def config_check(path: Path, json: JsonOpt = False) -> None:
 def cluster(
     config: ConfigOpt = Path("configs/hybrid.toml"),
     nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, max=64, help="Node processes to start.")] = 5,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: Ctrl-C).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")] = None,
     base_port: Annotated[int, typer.Option(help="First TCP port on 127.0.0.1.")] = 7946,
     writes: Annotated[float, typer.Option(help="Demo writes per second on random nodes (0 = none).")] = 0.5,
-    log_dir: Annotated[Optional[Path], typer.Option(help="Where node logs go (default: a temp dir).")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="Where node logs go (default: a temp dir).")] = None,
     json: JsonOpt = False,
 ) -> None:
     """Start N real node processes on loopback from one config, show a live table, stop them cleanly."""

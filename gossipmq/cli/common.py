@@ -7,7 +7,7 @@ stdout always gets a document.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from gossipmq.core.config import Config
     from gossipmq.core.registry import StrategyRegistry
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", envvar="GOSSIPMQ_CONFIG",
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="GOSSIPMQ_CONFIG",
                                                    help="TOML config of the node.")]
-ControlOpt = Annotated[Optional[str], typer.Option("--control", envvar="GOSSIPMQ_CONTROL",
+ControlOpt = Annotated[str | None, typer.Option("--control", envvar="GOSSIPMQ_CONTROL",
                                                    help="Control endpoint of a running node.")]
-TokenOpt = Annotated[Optional[str], typer.Option("--token", envvar="GOSSIPMQ_CONTROL_TOKEN",
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="GOSSIPMQ_CONTROL_TOKEN",
                                                  help="Access token of a tcp control endpoint.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (stable shape).")]
 

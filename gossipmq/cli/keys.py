@@ -4,7 +4,7 @@ their control channel)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from .common import ConfigOpt, ControlOpt, JsonOpt, call, fail, load, print_json
 
 keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Manage the trust store of curve security.")
 
-DirOpt = Annotated[Optional[Path], typer.Option("--dir", "-d", help="Trust store directory (default: the [security] "
+DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Trust store directory (default: the [security] "
                                                                    "trust_dir of --config).")]
 
 

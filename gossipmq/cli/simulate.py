@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,14 +15,14 @@ def simulate(
     rounds: Annotated[int, typer.Option("--rounds", "-r", min=1, help="Gossip rounds to run.")] = 40,
     loss: Annotated[float, typer.Option(min=0.0, max=1.0, help="Probability that a message is lost.")] = 0.0,
     latency_ms: Annotated[str, typer.Option("--latency-ms", help="One-way latency: MS or MIN..MAX.")] = "5",
-    partition: Annotated[Optional[str], typer.Option(
+    partition: Annotated[str | None, typer.Option(
         help="GROUPS[@FROM[..TO]]: split into equal groups from round FROM, heal at round TO.")] = None,
     crash: Annotated[float, typer.Option(min=0.0, max=0.99, help="Fraction of nodes crashed before the "
                                                                  "update (never the source).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Same seed, same result.")] = 0,
     updates: Annotated[int, typer.Option(min=1, help="Updates injected at round 0, each on its own node.")] = 1,
     zones: Annotated[int, typer.Option(min=1, help="Zones: node i in zone i % ZONES (tag zone=z<k>).")] = 1,
-    cross_zone_ms: Annotated[Optional[str], typer.Option(
+    cross_zone_ms: Annotated[str | None, typer.Option(
         "--cross-zone-ms", help="One-way latency between zones: MS or MIN..MAX (--latency-ms is within one).")] = None,
     detector: Annotated[bool, typer.Option("--detector", help="Run the configured failure detector "
                                                               "(default: static, none).")] = False,
@@ -30,7 +30,7 @@ def simulate(
                                                                              "not reported.")] = 0,
     warmup_updates: Annotated[int, typer.Option("--warmup-updates", min=0, help="Writes spread during the warm-up "
                                                                                "(they build Plumtree's tree).")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Write rounds.csv, summary.json and informed.png here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write rounds.csv, summary.json and informed.png here.")] = None,
     no_bytes: Annotated[bool, typer.Option("--no-bytes", help="Skip byte counting (a little faster).")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:

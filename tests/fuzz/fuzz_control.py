@@ -31,8 +31,8 @@ else:
     Op, context_of, Delete, Incr, Put, Sadd, Srem, decode_request = _imports()
 
 sys.path.insert(0, __file__.rsplit("/tests/", 1)[0])
-from tests._security_helpers import memory_node  # noqa: E402
 from gossipmq.core.signing import KeyPair  # noqa: E402
+from tests._security_helpers import memory_node  # noqa: E402
 
 NODE = memory_node("n1", {"n1": KeyPair.generate()}, signing="none")
 NODE.start(0.0)
