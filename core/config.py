@@ -328,9 +328,9 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
     gossip = _section(doc, "gossip", GossipSection, path)
     strategies: dict[str, StrategyChoice] = {}
     for concern in CONCERNS:
-        table = dict(doc.get(concern, {}))
-        name = table.pop("strategy", DEFAULT_STRATEGIES[concern])
-        raw_rules = table.pop("rules", []) if concern == "conflict_resolution" else []
+        section = dict(doc.get(concern, {}))
+        name = section.pop("strategy", DEFAULT_STRATEGIES[concern])
+        raw_rules = section.pop("rules", []) if concern == "conflict_resolution" else []
         if not isinstance(name, str):
             raise ConfigError("must be a string", path=path, table=concern, key="strategy")
         spec = registry.get(concern, name)
@@ -339,7 +339,7 @@ def parse_config(doc: dict[str, Any], registry: StrategyRegistry, path: str = "<
             raise ConfigError(f"unknown {concern} strategy {name!r} (installed: {installed})",
                               path=path, table=concern, key="strategy")
         try:
-            options = msgspec.convert(table, spec.options)
+            options = msgspec.convert(section, spec.options)
         except msgspec.ValidationError as exc:
             err = _explain(exc, path, concern, ["strategy", *spec.options.__struct_fields__])
             raise ConfigError(f"{err.args[0].split(': ', 1)[1]} (strategy {name!r})",

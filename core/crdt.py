@@ -250,7 +250,7 @@ class ORSet(CrdtType):
         for member in set(a["e"]) | set(b["e"]):
             da = [tuple(d) for d in a["e"].get(member, ())]
             db = [tuple(d) for d in b["e"].get(member, ())]
-            dots = join_dotset(da, db, cca, ccb)  # type: ignore[arg-type]
+            dots = join_dotset(da, db, cca, ccb)
             if dots:
                 out[member] = [list(d) for d in dots]
         return {"e": dict(sorted(out.items()))}

@@ -11,6 +11,6 @@ except ImportError:  # pragma: no cover - CPython always has it
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:  # pragma: no cover
-    from hmac import compare_digest
+    from hmac import compare_digest  # type: ignore[no-redef]  # the same (a, b) -> bool, declared in another stub
 
 __all__ = ["blake2b", "compare_digest"]

@@ -158,10 +158,10 @@ def check_limits(env: Envelope, limits: LimitsSection) -> None:
     for _, items in body_lists(body):
         if isinstance(items[0], Entry):
             n_entries += len(items)
-            _check_entries(items, limits)  # type: ignore[arg-type]
+            _check_entries(items, limits)
         else:
             n_members += len(items)
-            _check_members(items, limits)  # type: ignore[arg-type]
+            _check_members(items, limits)
     for name in getattr(body, "__struct_fields__", ()):
         value = getattr(body, name)
         if isinstance(value, dict) and len(value) > limits.max_origins:

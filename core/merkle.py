@@ -84,8 +84,8 @@ class MerkleTree:
             frontier = self.differing(level + 1, theirs)
         keys: set[str] = set()
         for leaf in frontier:
-            mine, theirs = self.bucket(leaf), other.bucket(leaf)
-            keys.update(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            ours, other_bucket = self.bucket(leaf), other.bucket(leaf)
+            keys.update(k for k in ours.keys() | other_bucket.keys() if ours.get(k) != other_bucket.get(k))
         return keys, compared
 
     # -- writing ---------------------------------------------------------------------------

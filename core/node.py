@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -34,9 +35,8 @@ from .membership import MemberTable
 from .messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate, origin_node
 from .registry import StrategyRegistry, create_strategies
 from .replication import COUNTER_SHIFT, Replication
-from .resolution import Op, Read, context_of, router_of
+from .resolution import ConflictResolver, Op, Read, context_of, router_of
 from .strategies import (
-    ConflictResolver,
     Dissemination,
     FailureDetector,
     PeerSelector,
@@ -119,10 +119,10 @@ class Node:
                 self.bodies[type_name] = body
                 self._handlers[type_name] = _strategy_handler(strategy, self.ctx)
         self._kernel_timers: dict[str, Callable[[], None]] = {
-            name: (lambda n=name: cluster_.on_timer(n)) for name in ("join", "reap", "seeds", "dead")}
+            name: partial(cluster_.on_timer, name) for name in ("join", "reap", "seeds", "dead")}
         self._kernel_timers["gc"] = repl.on_gc_timer
         for name in overlay.timers:
-            self._kernel_timers[name] = (lambda n=name: overlay.on_timer(n))
+            self._kernel_timers[name] = partial(overlay.on_timer, name)
         self._kernel_timers["convergence"] = self._on_convergence_timer
 
     @classmethod

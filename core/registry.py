@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from .errors import PluginError
 from .strategies import CONCERNS, NoOptions, Strategy
+
+if TYPE_CHECKING:
+    from .config import StrategyChoice
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,14 @@ class StrategyRegistry:
 
 
 
-def create_strategies(registry: StrategyRegistry, choices: dict[str, object]) -> dict[str, Strategy]:
-    """Instantiate the chosen strategy of every concern (choices: concern -> StrategyChoice)."""
+def create_strategies(registry: StrategyRegistry, choices: Mapping[str, StrategyChoice]) -> dict[str, Strategy]:
+    """Instantiate the chosen strategy of every concern."""
     out: dict[str, Strategy] = {}
     for concern, choice in choices.items():
-        spec = registry.get(concern, choice.name)  # type: ignore[attr-defined]
+        spec = registry.get(concern, choice.name)
         if spec is None:
-            raise PluginError(f"{concern} strategy {choice.name!r} is not installed")  # type: ignore[attr-defined]
-        out[concern] = spec.factory(choice.options)  # type: ignore[attr-defined]
+            raise PluginError(f"{concern} strategy {choice.name!r} is not installed")
+        out[concern] = spec.factory(choice.options)
         rules = getattr(choice, "rules", ())
         if rules:  # [[conflict_resolution.rules]]: one resolver per key prefix
             from .resolution import PrefixRouter

@@ -265,7 +265,8 @@ class Replication:
         """Our own writes `member_id`'s last digest does not show (all when it never sent one),
         oldest first, within `limit_bytes`: what a leaving node hands off."""
         mark = self.peer_digests.get(member_id, {}).get(self.origin, 0)
-        out, used = [], 0
+        out: list[Entry] = []
+        used = 0
         for entry in self.store.entries_above(self.origin, mark):
             used += entry_size(entry)
             if out and used > limit_bytes:

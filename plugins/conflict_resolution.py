@@ -47,5 +47,5 @@ class LastWriterWins(Resolver):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("conflict_resolution", "lww", LastWriterWins, NoOptions)

@@ -55,7 +55,8 @@ class StateResolver(Resolver):
         return state
 
     def joined(self, versions: Sequence[Entry]) -> tuple[Any, dict[str, int]]:
-        state, cc = self.crdt.empty(), {}
+        state = self.crdt.empty()
+        cc: dict[str, int] = {}
         for e in versions:
             state = self.crdt.join(state, self.state(e), cc, e.vv)
             cc = vv_join(cc, e.vv)
@@ -142,11 +143,11 @@ class Crdt(StateResolver):
 
     def __init__(self, options: CrdtOptions) -> None:
         cls = TYPES[options.type]
-        crdt = cls(options.max_siblings) if cls in (MVRegister, ORMap) else cls()  # type: ignore[call-arg]
+        crdt = cls(options.max_siblings) if cls in (MVRegister, ORMap) else cls()
         super().__init__(crdt, f"crdt:{options.type}")
         self.options = options
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("conflict_resolution", "crdt", Crdt, CrdtOptions)

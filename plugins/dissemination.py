@@ -87,7 +87,7 @@ class Hybrid(RoundBased):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("dissemination", "push", Push, RoundOptions)
     registry.register("dissemination", "pull", Pull, RoundOptions)
     registry.register("dissemination", "hybrid", Hybrid, RoundOptions)

@@ -71,6 +71,6 @@ class Static(FailureDetector):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("failure_detection", "heartbeat", Heartbeat, HeartbeatOptions)
     registry.register("failure_detection", "static", Static, NoOptions)

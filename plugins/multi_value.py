@@ -41,5 +41,5 @@ class MultiValue(StateResolver):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("conflict_resolution", "multi_value", MultiValue, MultiValueOptions)

@@ -86,7 +86,8 @@ class TagAware(PeerSelector):
     def select(self, ctx: Context, k: int, exclude: Collection[str] = ()) -> list[str]:
         if k <= 0:
             return []
-        local, remote = [], []
+        local: list[str] = []
+        remote: list[str] = []
         for member_id in ctx.members.reachable_ids():
             if member_id not in exclude:
                 (local if self._local(ctx, member_id) else remote).append(member_id)
@@ -161,7 +162,7 @@ class Nearest(PeerSelector):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("peer_selection", "uniform", Uniform, NoOptions)
     registry.register("peer_selection", "round_robin", RoundRobin, NoOptions)
     registry.register("peer_selection", "tag_aware", TagAware, TagAwareOptions)

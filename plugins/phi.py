@@ -103,5 +103,5 @@ class Phi(FailureDetector):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("failure_detection", "phi", Phi, PhiOptions)

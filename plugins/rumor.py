@@ -210,5 +210,5 @@ class Rumor(Dissemination):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("dissemination", "rumor", Rumor, RumorOptions)

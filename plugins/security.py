@@ -203,7 +203,7 @@ class CurveSecurity(SecurityProvider):
         body = env.body
         changes: dict[str, Any] = {}
         for name, items in body_lists(body):
-            kept: list[Any] = self._entries(items) if isinstance(items[0], Entry) else self._claims(items)  # type: ignore[arg-type]
+            kept: list[Any] = self._entries(items) if isinstance(items[0], Entry) else self._claims(items)
             if len(kept) != len(items):
                 changes[name] = kept
         if changes:
@@ -223,7 +223,7 @@ class CurveSecurity(SecurityProvider):
             return claims
         me = ctx.node_id
         if not self.signing:
-            return [ctx.self_update() if c.id == me else c for c in claims]  # type: ignore[attr-defined]
+            return [ctx.self_update() if c.id == me else c for c in claims]
         out: list[MemberUpdate] = []
         for claim in claims:
             if claim.id == me:
@@ -248,7 +248,7 @@ class CurveSecurity(SecurityProvider):
     def _drop(self, cause: str, detail: str) -> None:
         ctx = self.ctx
         if ctx is not None:
-            ctx.drop(cause, detail)  # type: ignore[attr-defined]
+            ctx.drop(cause, detail)
 
     def _entries(self, entries: list[Entry]) -> list[Entry]:
         if not self.signing or not entries:
@@ -339,7 +339,7 @@ class CurveSecurity(SecurityProvider):
 
     def _signed_self(self) -> MemberUpdate:
         assert self.ctx is not None and self.keypair is not None
-        current = self.ctx.self_update()  # type: ignore[attr-defined]
+        current = self.ctx.self_update()
         payload = claim_payload(current)
         if self._own is not None and self._own[0] == payload:
             return self._own[1]
@@ -368,7 +368,7 @@ class CurveSecurity(SecurityProvider):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("security", "none", NoSecurity, NoOptions)
     registry.register("security", "curve", CurveSecurity, CurveOptions,
                       description="CurveZMQ with a ZAP allow-list; optional Ed25519 signed updates")

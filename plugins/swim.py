@@ -239,7 +239,7 @@ class Swim(FailureDetector):
             ctx.suspect(member.id, reason)
             self._start_suspicion(ctx, member.id, member.inc, ctx.node_id)
         else:  # already suspect: our failed probe is an independent confirmation
-            claim = MemberUpdate(member.id, member.addr, member.inc, "suspect", member.hb, member.tags,  # type: ignore[arg-type]
+            claim = MemberUpdate(member.id, member.addr, member.inc, "suspect", member.hb, member.tags,
                                  ctx.node_id)
             self._confirm(ctx, claim)
 
@@ -357,5 +357,5 @@ class Swim(FailureDetector):
 
 
 @hookimpl
-def gossipmq_register_strategies(registry) -> None:  # type: ignore[no-untyped-def]
+def gossipmq_register_strategies(registry) -> None:
     registry.register("failure_detection", "swim", Swim, SwimOptions)

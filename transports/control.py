@@ -25,8 +25,9 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import msgspec
 import orjson
@@ -184,8 +185,8 @@ class KeysStatus(Request, tag="keys_status"):
 REQUESTS: tuple[type[Request], ...] = (
     Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Rtt, Info, Version, Events, Leave, Join,
     ForceLeave, TagsSet, TagsDelete, Block, Monitor, KeysReload, KeysRotate, KeysStatus)
-COMMANDS = tuple(sorted(r.__struct_config__.tag for r in REQUESTS))   # type: ignore[misc]
-_decode = msgspec.json.Decoder(Put | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status  # type: ignore[operator]
+COMMANDS = tuple(sorted(cast(str, r.__struct_config__.tag) for r in REQUESTS))   # every tag= above is a str
+_decode = msgspec.json.Decoder(Put | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status
                                | Rtt | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
                                | Block | Monitor | KeysReload | KeysRotate | KeysStatus).decode
 MAX_REQUEST_BYTES = 8 << 20
@@ -277,7 +278,7 @@ def request(endpoint: str, payload: dict[str, Any], timeout: float = 5.0, token:
         raw = orjson.dumps(payload)
     except (TypeError, orjson.JSONEncodeError) as exc:   # e.g. a value nested deeper than JSON encoders go
         raise ControlError(f"the request cannot be sent as JSON (a value nested too deeply?): {exc}") from None
-    ctx = zmq.Context.instance()
+    ctx: zmq.SyncContext = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     if tcp_host(endpoint) and ":" in (tcp_host(endpoint) or ""):
@@ -304,7 +305,8 @@ def stream(endpoint: str, payload: dict[str, Any], on_item: Callable[[dict[str, 
     _check_ipc(endpoint)
     if token:
         payload = {**payload, "token": token}
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    ctx: zmq.SyncContext = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint)
@@ -348,7 +350,7 @@ def member_view(member: Member) -> dict[str, Any]:
             "tags": dict(member.tags), "heartbeat": member.hb}
 
 
-def members_view(node: Node, statuses: list[str] | None = None, tags: dict[str, str] | None = None
+def members_view(node: Node, statuses: Sequence[str] | None = None, tags: dict[str, str] | None = None
                  ) -> list[dict[str, Any]]:
     """This node first (``self: true``), then every member it knows, by id; filtered by status
     and by tags (every given tag must match)."""
@@ -512,7 +514,7 @@ class ControlServer:
             self._path = path
         self.sock = sock
         #: the same socket without asyncio: non-blocking reads of what is queued, and sends
-        self._sync = zmq.Socket.shadow(sock.underlying)
+        self._sync: zmq.SyncSocket = zmq.Socket.shadow(sock.underlying)
 
     def close(self) -> None:
         self.monitors.clear()
@@ -540,7 +542,7 @@ class ControlServer:
             if not await sock.poll(1000 if self.monitors else None):
                 heartbeat = self._heartbeat(heartbeat)
                 continue
-            batch = []
+            batch: list[list[bytes]] = []
             while len(batch) < self.BATCH:
                 try:
                     batch.append(drain.recv_multipart(flags=zmq.NOBLOCK))
@@ -582,8 +584,11 @@ class ControlServer:
         for client, reply in replies:
             self._send(client, reply)
         for client, req, fut in pending:
-            fut.add_done_callback(lambda f, c=client, r=req: self._send(
-                c, self._error(r, f.exception()) if f.exception() else self._ok(r, f.result())))
+            fut.add_done_callback(partial(self._reply_done, client, req))
+
+    def _reply_done(self, client: bytes, req: Request, fut: asyncio.Future[Any]) -> None:
+        """A waiting verb finished: its result, or its failure, goes back to `client`."""
+        self._send(client, self._error(req, fut.exception()) if fut.exception() else self._ok(req, fut.result()))
 
     def dispatch(self, req: Request, client: bytes) -> Any:
         """The answer to one request: a value, or an awaitable for verbs that wait."""

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.auth.asyncio
@@ -351,7 +351,7 @@ class CurveTransport:
     def identify(self, frame: zmq.Frame) -> str | None:
         """Member id bound to the CURVE key the frame's connection authenticated with, or None
         when that key has been revoked since the connection was made."""
-        user = frame.get("User-Id")
+        user = cast(str, frame.get("User-Id"))   # a metadata property: always str
         return self.security.peer_id(user) if user else None
 
     def after_input(self) -> None:

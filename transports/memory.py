@@ -19,6 +19,7 @@ from gossipmq.core.errors import RemoteProtocolError
 from gossipmq.core.messages import Envelope, MemberUpdate
 from gossipmq.core.node import Node
 from gossipmq.core.registry import StrategyRegistry
+from gossipmq.core.timers import Timer
 
 from .observers import Observers
 
@@ -66,7 +67,7 @@ class MemoryNetwork:
         self.observers: dict[str, Observers] = {}
         self._heap: list[tuple[float, int, str, str, Any]] = []
         self._seq = 0
-        self._timer_at: dict[tuple[str, str], float] = {}
+        self._timer_at: dict[tuple[str, Timer], float] = {}
         self._groups: dict[str, int] | None = None
         self._cut: set[tuple[str, str]] = set()
         self.delivered = 0

@@ -369,7 +369,9 @@ class NodeCollector:
         for state, n in counts.items():
             values["gossipmq_members", (("state", state),)] = n
         queue = node.cluster.broadcasts
-        converged = node.converged_since is not None and node.agrees()
+        since = node.converged_since
+        converged = since is not None and node.agrees()
+        converged_for = now - since if converged and since is not None else 0.0
         control = runtime.control
         detector = node.failure_detector
         values.update({
@@ -386,7 +388,7 @@ class NodeCollector:
             ("gossipmq_store_entries", ()): len(node.store),
             ("gossipmq_tombstones_pending", ()): len(node.replication.gc.candidates),
             ("gossipmq_converged", ()): int(converged),
-            ("gossipmq_converged_duration_seconds", ()): now - node.converged_since if converged else 0.0,
+            ("gossipmq_converged_duration_seconds", ()): converged_for,
             ("gossipmq_control_requests_total", ()): control.requests if control is not None else 0,
             ("gossipmq_control_errors_total", ()): control.errors if control is not None else 0,
             ("gossipmq_start_time_seconds", ()): runtime.started_at,
@@ -491,7 +493,7 @@ class MetricsServer:
 
     def render(self) -> bytes:
         """The exposition text a scrape gets (also handy in tests and benchmarks)."""
-        return self.client.generate_latest(self.registry)  # type: ignore[no-any-return]
+        return self.client.generate_latest(self.registry)
 
     async def _serve(self) -> None:
         assert self._server is not None

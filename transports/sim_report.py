@@ -36,10 +36,10 @@ def write_outputs(result: SimResult, out_dir: str, plot: bool = True) -> tuple[l
         names = list(result.per_node)
         zones = result.scenario.zones
         with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["node", "zone", *names])
+            table = csv.writer(fh)
+            table.writerow(["node", "zone", *names])
             for i, values in enumerate(zip(*(result.per_node[name] for name in names), strict=True)):
-                writer.writerow([f"n{i}", f"z{i % zones}", *values])
+                table.writerow([f"n{i}", f"z{i % zones}", *values])
         written.append(path)
     path = os.path.join(out_dir, "summary.json")
     with open(path, "w") as fh:

@@ -26,7 +26,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -321,9 +321,11 @@ class Simulation:
         nodes = []
         for i, address in enumerate(self.addresses):
             tags = {**config.node.tags, "zone": f"z{i % scenario.zones}"} if scenario.zones > 1 else None
+            # a MemberView stands in for a MemberTable (what it does not define, it forwards)
+            view = None if partial else cast(MemberTable, MemberView(self.table, f"n{i}"))
             node = Node.from_config(base.with_node(id=f"n{i}", advertise=address, tags=tags), registry,
                                     incarnation=1, rng_seed=scenario.seed * 1_000_003 + i, aligned_rounds=True,
-                                    members=None if partial else MemberView(self.table, f"n{i}"))
+                                    members=view)
             if not partial:
                 self.table.apply(MemberUpdate(node.node_id, address, node.inc, "alive", 0, dict(node.tags)), 0.0)
             nodes.append(node)
@@ -357,6 +359,7 @@ class Simulation:
         views, each installed through the overlay (so member tables, events and the tree's
         neighbours follow exactly as after real joins)."""
         from gossipmq.core.hyparview import PeerRef
+        from gossipmq.core.overlay import HyParViewOverlay
         n = len(nodes)
         options = self.config.membership
         d = min(options.active_size, n - 1)
@@ -373,6 +376,7 @@ class Simulation:
         passive_size = min(options.passive_size, n - 1)
         for i, node in enumerate(nodes):
             overlay = node.cluster.overlay
+            assert isinstance(overlay, HyParViewOverlay)   # only a partial overlay is bootstrapped
             mine = set(adj[i])
             passive = [refs[j] for j in rng.sample(range(n), min(n, passive_size + d + 1)) if j != i and j not in mine]
             overlay.sync_on_link = False          # a bootstrap, not a join: nothing to catch up
@@ -411,8 +415,8 @@ class Simulation:
             if entry.key in tracked:
                 copies += 1
         for _, items in body_lists(env.body):
-            for entry in items:
-                if isinstance(entry, Entry) and entry.key in tracked:
+            for item in items:
+                if isinstance(item, Entry) and item.key in tracked:
                     copies += 1
         if copies:
             stats["copies"] += copies

@@ -106,14 +106,14 @@ class SqliteStorage:
             self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self):
         db = self.db
 
         class _Tx:
             def __enter__(self) -> None:
                 db.execute("BEGIN IMMEDIATE")
 
-            def __exit__(self, kind, exc, tb) -> None:  # type: ignore[no-untyped-def]
+            def __exit__(self, kind, exc, tb) -> None:
                 db.execute("COMMIT" if kind is None else "ROLLBACK")
 
         return _Tx()

@@ -25,7 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 import zmq
@@ -39,6 +39,7 @@ from gossipmq.core.limits import RateLimiter
 from gossipmq.core.messages import Entry
 from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op
+from gossipmq.core.timers import Timer
 
 from .chaos import Chaos
 from .control import ControlServer, _reason, tcp_host
@@ -63,7 +64,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None where it does not exist (musl, macOS)."""
     try:
         import ctypes
-        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+        return ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):
         return None
 
@@ -72,7 +73,7 @@ class RuntimeFailure(GossipError):
     """A task the node cannot run without failed; the node stopped (the log has the traceback)."""
 
 
-class NodeLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class NodeLog(logging.LoggerAdapter):
     """Log records of one node carry its id (`record.node_id`): several agents in one process
     stay apart, and `gossipctl monitor` streams exactly this node's lines."""
 
@@ -113,9 +114,9 @@ class ZmqRuntime:
         self.control = ControlServer(self, control, control_token) if control else None
         self.socket_options = socket_options or {}
         self.actx = zmq.asyncio.Context()
-        self.sctx = zmq.Context.shadow(self.actx.underlying)
+        self.sctx: zmq.SyncContext = zmq.Context.shadow(self.actx.underlying)
         self.peers: dict[str, zmq.Socket] = {}
-        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.timers: dict[Timer, asyncio.TimerHandle] = {}
         self.io: Counter[str] = Counter()
         self.commit_seconds = Histogram(COMMIT_BUCKETS)   # durable commits that wrote something (metrics)
         self.stopping = asyncio.Event()
@@ -297,7 +298,7 @@ class ZmqRuntime:
                 host = peer or "?"
             else:
                 peer = None
-                host = zframes[0].get("Peer-Address") or "?"
+                host = cast(str, zframes[0].get("Peer-Address")) or "?"   # a metadata property: always str
             self._handle_frames([f.bytes for f in zframes[1:]], peer, host)
 
     async def _watch_inbox(self) -> None:
@@ -479,7 +480,7 @@ class ZmqRuntime:
         """Unbind and bind the inbox again: every inbound session is cut (peers reconnect at
         once and pass ZAP again), and new security options (a rotated key) take effect."""
         assert self.inbox is not None
-        endpoint = self.inbox.last_endpoint.decode()
+        endpoint = cast(bytes, self.inbox.last_endpoint).decode()   # LAST_ENDPOINT is a bytes option
         self.inbox.unbind(endpoint)
         if self.security is not None:
             self.security.configure_inbox(self.inbox)
@@ -502,7 +503,7 @@ class ZmqRuntime:
         delay = max(0.0, item.at - time.time())
         self.timers[item.timer] = self._loop.call_later(delay, self._fire, item.timer)
 
-    def _fire(self, timer: str) -> None:
+    def _fire(self, timer: Timer) -> None:
         self.timers.pop(timer, None)
         try:
             effects = self.node.handle_timer(time.time(), timer)

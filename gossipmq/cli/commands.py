@@ -516,8 +516,9 @@ def plugins(json: JsonOpt = False) -> None:
     from gossipmq.core.plugins import LOAD_FAILURES
     for name, reason in LOAD_FAILURES.items():
         typer.echo(f"warning: plugin entry point {name!r} failed to load and was skipped: {reason}", err=True)
-    rows = [{"concern": s.concern, "name": s.name, "package": s.package, "description": s.description,
-             "options": sorted(s.options.__struct_fields__)} for s in installed.all()]
+    rows: list[dict[str, Any]] = [
+        {"concern": s.concern, "name": s.name, "package": s.package, "description": s.description,
+         "options": sorted(s.options.__struct_fields__)} for s in installed.all()]
     if json:
         print_json(rows)
         return
@@ -533,12 +534,13 @@ def config_check(path: Path, json: JsonOpt = False) -> None:
     """Validate a config file without starting a node (exit code 2 on the first error)."""
     _, _, cfg = load(path)
     node_id, advertise, control = cfg.identity()
+    strategies = {c: s.name for c, s in cfg.strategies.items()}
     summary = {"file": str(path), "node_id": node_id, "advertise": advertise, "control": control,
-               "strategies": {c: s.name for c, s in cfg.strategies.items()}}
+               "strategies": strategies}
     if json:
         print_json(summary)
     else:
-        chosen = ", ".join(f"{c}={s}" for c, s in summary["strategies"].items())
+        chosen = ", ".join(f"{c}={s}" for c, s in strategies.items())
         typer.echo(f"{path}: ok ({chosen})")
 
 
@@ -555,6 +557,8 @@ def cluster(
 ) -> None:
     """Start N real node processes on loopback from one config, show a live table, stop them cleanly."""
     from .demo import run_cluster
+    if config is None:   # only reachable from Python: the option has a default
+        fail("cluster needs a config file (--config)")
     load(config)  # fail fast on a bad config, before starting anything
     code = run_cluster(config, nodes=nodes, duration=duration, base_port=base_port, writes_per_s=writes,
                        log_dir=log_dir, as_json=json)
