@@ -14,7 +14,8 @@ incarnation out of range.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .broadcast import BroadcastQueue, retransmit_limit
@@ -128,6 +129,21 @@ class Cluster:
         return self.broadcasts.take(slots, limit)
 
     # -- inputs ---------------------------------------------------------------------------------
+    def reject(self, env: Envelope, peer: str | None) -> tuple[str, str] | None:
+        """(cause, detail) when the envelope as a whole must not be believed: another cluster's,
+        a forged sender, an incarnation beyond any this cluster can have reached."""
+        if env.cluster != self.node.cluster_name:
+            return "wrong_cluster", (f"{env.type} from {env.src!r} ({env.addr}) belongs to cluster {env.cluster!r}, "
+                                     f"this node to {self.node.cluster_name!r}")
+        if env.src == self.node.node_id:
+            return "spoofed_self", f"message of type {env.type} claims to come from this node"
+        if peer is not None and peer != env.src:
+            return "spoofed_sender", (f"{env.type} claims to come from {env.src!r} but its connection is "
+                                      f"authenticated as {peer!r}")
+        if env.inc > self.incarnation_bound():
+            return "absurd_incarnation", f"{env.type} from {env.src!r} at incarnation {env.inc}"
+        return None
+
     def hear_from(self, env: Envelope) -> None:
         """The sender itself is evidence: alive at its incarnation, and heard just now."""
         node = self.node
@@ -194,9 +210,16 @@ class Cluster:
         tags = member.tags if member else {}
         self.apply_claim(MemberUpdate(env.src, env.addr, env.inc, "left", 0, tags))
 
-    def on_timer(self, name: str) -> None:
-        {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer,
-         "dead": self._on_dead_timer}[name]()
+    def handlers(self) -> dict[str, Callable[[Envelope], None]]:
+        """Message type -> handler, for the kernel's dispatch table (the overlay adds its own)."""
+        return {"join": self.on_join, "join_ack": self.on_join_ack, "leave": self.on_leave}
+
+    def timers(self) -> dict[str, Callable[[], None]]:
+        """Kernel timer name -> handler: housekeeping, and the overlay's periodic rounds."""
+        table = {"join": self._on_join_timer, "reap": self._on_reap_timer, "seeds": self._on_seeds_timer,
+                 "dead": self._on_dead_timer}
+        table.update({name: partial(self.overlay.on_timer, name) for name in self.overlay.timers})
+        return table
 
     def unreachable(self, address: str) -> None:
         """The transport could not reach `address` (a refused connection): the overlay decides."""
@@ -299,7 +322,7 @@ class Cluster:
             if since <= horizon:
                 member = self.members.remove(member_id, node.now, reap_after)
                 del self.departed[member_id]
-                node.peer_sums.pop(member_id, None)
+                node.convergence.forget(member_id)
                 self.broadcasts.discard(member_id)
                 if member is not None:
                     node.emit(MemberChanged(member_view(member), member.status, "reaped"))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from .effects import RoundCompleted
 from .messages import MemberUpdate
 
 if TYPE_CHECKING:
@@ -64,20 +65,17 @@ class StrategyContext:
         #: membership updates waiting to ride on outgoing messages
         self.broadcasts: BroadcastQueue[MemberUpdate] = node.cluster.broadcasts
         #: member id -> the store checksum (Merkle root) it last reported
-        self.peer_roots: dict[str, str] = node.peer_sums
+        self.peer_roots: dict[str, str] = node.convergence.peer_sums
         #: the node's counters (what `count` bumps; shown by `gossipctl info` and the metrics)
         self.stats: Counter[str] = node.stats
         # -- verbs: the node's own methods --------------------------------------------------------
         self.send = node.send
         self.send_to_address = node.send_to_address
-        self.round_delay = node.round_delay
-        self.select_peers = node.select_peers
         self.start_sync = node.replication.start_sync
         self.bump_heartbeat = node.cluster.bump_heartbeat
         self.suspect = node.cluster.suspect
         self.declare_dead = node.cluster.declare_dead
         self.gossip_claim = node.cluster.gossip_claim
-        self.round_completed = node.round_completed
         self.apply_entry = node.replication.apply_entry
         self.payload_allowance = node.replication.payload_allowance
         self.spend_payload = node.replication.spend_payload
@@ -97,6 +95,28 @@ class StrategyContext:
         """Call ``on_timer(ctx, Timer(owner, name, arg))`` of the strategy of concern `owner`
         after `delay` seconds; scheduling the same timer again replaces the earlier one."""
         self._node.schedule(owner, name, delay, arg)
+
+    def round_delay(self, interval: float, first: bool = False) -> float:
+        """Delay to a strategy's next periodic round. Aligned (simulator: synchronous rounds,
+        as in the theory) or, for real nodes, with a random first phase so nodes spread out."""
+        if self._node.aligned_rounds:
+            return interval
+        return interval * self._node.rng.random() if first else interval
+
+    def select_peers(self, k: int, exclude: Collection[str] = ()) -> list[str]:
+        """Up to `k` peers chosen by the configured peer selector, none of `exclude`."""
+        return self._node.peer_selector.select(self, k, exclude)
+
+    def round_completed(self, stats: Mapping[str, Any]) -> None:
+        """A dissemination round ended: count it and report it (`RoundCompleted`, with the
+        propagation lag when there is news)."""
+        node = self._node
+        node.round += 1
+        stats = dict(stats)
+        lag = node.replication.lag
+        if lag.fresh:
+            stats.update(lag.summary(node.now))
+        node.emit(RoundCompleted(node.round, stats))
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump the counter `name` (shown by `gossipctl info` and exported as a metric)."""

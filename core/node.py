@@ -1,23 +1,21 @@
 """The sans-I/O node kernel: inputs in, effects out.
 
-A `Node` is a deterministic state machine. It is fed inputs - a received envelope, a fired
-timer, a local write, leave or join - each with the current time `now` (seconds), and returns
-a list of effects (effects.py). It never touches a socket, a thread, an event loop, the wall
-clock or global randomness, so the ZeroMQ runtime, the in-memory runtime and the simulator all
-run exactly this code.
+A `Node` is a deterministic state machine: fed inputs (a received envelope, a fired timer, a
+local write, leave or join) each with the time `now` (seconds), it returns effects (effects.py).
+It never touches a socket, a thread, an event loop, the wall clock or global randomness, so the
+ZeroMQ runtime, the in-memory runtime and the simulator all run exactly this code.
 
-This module owns only the inputs, the dispatch of each message type to its handler, and the
-outbox. The mechanics live in two parts, each with its own state: `Cluster` (cluster.py:
-membership - joins, claims, refutation, reaping) and `Replication` (replication.py: writes,
-the digest/delta protocol, confirmations, garbage collection). Policy - whom to talk to, when,
-in which mode, when to suspect - belongs to the five strategies, which see the node only
-through a `StrategyContext` (context.py).
+This module owns the inputs, the dispatch tables and the outbox. The mechanics live in parts
+with their own state: `Cluster` (cluster.py: membership - joins, claims, refutation, reaping),
+`Replication` (replication.py: writes, the digest/delta protocol, confirmations, GC) and
+`Convergence` (convergence.py). Policy - whom to talk to, when, in which mode, when to suspect -
+belongs to the five strategies, which see the node only through a `StrategyContext` (context.py).
 """
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -28,11 +26,12 @@ from .anti_entropy import AntiEntropy
 from .cluster import Cluster
 from .config import AntiEntropySection, Config, GossipSection, MembershipSection, StorageSection
 from .context import StrategyContext
+from .convergence import Convergence
 from .coordinates import Coordinates
-from .effects import Dropped, Effect, Event, RoundCompleted, Schedule, Send
+from .effects import Dropped, Effect, Event, Schedule, Send
 from .limits import LimitsSection
 from .membership import MemberTable
-from .messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate, origin_node
+from .messages import KERNEL_BODIES, Entry, Envelope, MemberUpdate
 from .registry import StrategyRegistry, create_strategies
 from .replication import COUNTER_SHIFT, Replication
 from .resolution import ConflictResolver, Op, Read, context_of, router_of
@@ -51,9 +50,8 @@ __all__ = ["COUNTER_SHIFT", "Node"]
 
 class Node:
     def __init__(self, node_id: str, address: str, *, strategies: Mapping[str, Strategy],
-                 gossip: GossipSection | None = None, seeds: Sequence[str] = (),
-                 tags: Mapping[str, str] | None = None, incarnation: int = 1,
-                 rng_seed: int | None = None, aligned_rounds: bool = False,
+                 gossip: GossipSection | None = None, seeds: Sequence[str] = (), tags: Mapping[str, str] | None = None,
+                 incarnation: int = 1, rng_seed: int | None = None, aligned_rounds: bool = False,
                  anti_entropy: AntiEntropySection | None = None, limits: LimitsSection | None = None,
                  storage: StorageSection | None = None, cluster: str = "", members: MemberTable | None = None,
                  membership: MembershipSection | None = None) -> None:
@@ -75,8 +73,6 @@ class Node:
         self.now = 0.0
         self.stats: Counter[str] = Counter()
         self.round = 0
-        self.peer_sums: dict[str, str] = {}          # member -> store checksum it last reported
-        self.converged_since: float | None = None
         self._effects: list[Effect] = []
         self._members_version = -1
         self.peer_selector: PeerSelector = strategies["peer_selection"]  # type: ignore[assignment]
@@ -84,53 +80,41 @@ class Node:
         self.failure_detector: FailureDetector = strategies["failure_detection"]  # type: ignore[assignment]
         self.resolver: ConflictResolver = strategies["conflict_resolution"]  # type: ignore[assignment]
         self.security: SecurityProvider = strategies["security"]  # type: ignore[assignment]
-        # Anti-entropy is kernel-owned: every node answers Merkle exchanges, and starts them
-        # itself only when [anti_entropy] interval_ms > 0.
+        # kernel-owned anti-entropy: every node answers Merkle exchanges (starts them if interval_ms > 0)
         self.strategies: dict[str, Strategy] = {**strategies,
                                                 AntiEntropy.concern: AntiEntropy(self.anti_entropy_options)}
         #: concern -> the name the config chose it by (class names for nodes built by hand)
         self.strategy_names = {concern: type(s).__name__ for concern, s in strategies.items()}
         # [[conflict_resolution.rules]] route keys to resolvers by prefix (one resolver: no rules)
         self.router = router_of(self.resolver)
-        #: this node's Vivaldi coordinate and the ones it heard (core/coordinates.py)
-        self.coordinates = Coordinates(node_id)
+        self.coordinates = Coordinates(node_id)   # Vivaldi: ours and the ones we heard
         self.cluster = Cluster(self, seeds, members)
         self.members = self.cluster.members
         self.replication = Replication(self, incarnation)
         self.store = self.replication.store
+        self.convergence = Convergence(self)
         self.ctx = StrategyContext(self)
+        # the dispatch tables: kernel parts first; the overlay's and strategies' own types after
         self.bodies: dict[str, type[msgspec.Struct]] = dict(KERNEL_BODIES)
-        cluster_, repl = self.cluster, self.replication
-        self._handlers: dict[str, Callable[[Envelope], None]] = {
-            "join": cluster_.on_join, "join_ack": cluster_.on_join_ack, "leave": cluster_.on_leave,
-            "syn": repl.on_syn, "syn_ack": repl.on_syn_ack, "ack": repl.on_ack,
-            "replicate": repl.on_replicate, "replicate_ack": repl.on_replicate_ack,
-        }
-        overlay = cluster_.overlay
-        for type_name, body in overlay.message_types.items():
-            if type_name in self.bodies:
-                raise ValueError(f"message type {type_name!r} of the {overlay.name} overlay is already taken")
-            self.bodies[type_name] = body
-            self._handlers[type_name] = overlay.on_message
-        for strategy in self.strategies.values():
-            for type_name, body in strategy.message_types.items():
+        self._handlers = {**self.cluster.handlers(), **self.replication.handlers()}
+        self._kernel_timers = {**self.cluster.timers(), **self.replication.timers(),
+                               "convergence": self.convergence.on_timer}
+        overlay = self.cluster.overlay
+        extensions = [(f"the {overlay.name} overlay", overlay.message_types, overlay.on_message)]
+        extensions += [(type(s).__name__, s.message_types, partial(s.on_message, self.ctx))
+                       for s in self.strategies.values()]
+        for owner, types, handler in extensions:
+            for type_name, body in types.items():
                 if type_name in self.bodies:
-                    raise ValueError(f"message type {type_name!r} of {type(strategy).__name__} is already taken")
+                    raise ValueError(f"message type {type_name!r} of {owner} is already taken")
                 self.bodies[type_name] = body
-                self._handlers[type_name] = _strategy_handler(strategy, self.ctx)
-        self._kernel_timers: dict[str, Callable[[], None]] = {
-            name: partial(cluster_.on_timer, name) for name in ("join", "reap", "seeds", "dead")}
-        self._kernel_timers["gc"] = repl.on_gc_timer
-        for name in overlay.timers:
-            self._kernel_timers[name] = partial(overlay.on_timer, name)
-        self._kernel_timers["convergence"] = self._on_convergence_timer
+                self._handlers[type_name] = handler
 
     @classmethod
     def from_config(cls, config: Config, registry: StrategyRegistry, *, incarnation: int,
                     rng_seed: int | None = None, aligned_rounds: bool = False,
                     members: MemberTable | None = None) -> Node:
-        """The one way to build a Node from a Config: every table reaches the kernel.
-        `rng_seed` overrides [gossip] rng_seed (tests and the simulator seed each node)."""
+        """The one way to build a Node from a Config; `rng_seed` overrides [gossip] rng_seed."""
         identity = config.identity()
         node = cls(identity.node_id, identity.advertise, strategies=create_strategies(registry, config.strategies),
                    gossip=config.gossip, seeds=[split_seed(s)[0] for s in config.node.seeds], tags=config.node.tags,
@@ -141,17 +125,14 @@ class Node:
         node.strategy_names = {concern: choice.name for concern, choice in config.strategies.items()}
         return node
 
-    # ======================================================================================
-    # Inputs
-    # ======================================================================================
+    # -- inputs --------------------------------------------------------------------------------
     def start(self, now: float) -> list[Effect]:
         self.now = now
         for strategy in self.strategies.values():   # first: security signs the joins that follow
             strategy.start(self.ctx)
         self.cluster.start()
         self.replication.start()
-        if self.gossip.convergence_check_ms > 0:
-            self.schedule(KERNEL, "convergence", self.gossip.convergence_check_ms / 1000)
+        self.convergence.start()
         return self._drain()
 
     def handle_timer(self, now: float, timer: Timer) -> list[Effect]:
@@ -167,7 +148,7 @@ class Node:
         """`peer`: the member id the transport authenticated the sender as (CURVE), if any."""
         self.now = now
         self.stats[f"in.{env.type}"] += 1
-        rejected = self._reject(env, peer)
+        rejected = self.cluster.reject(env, peer)
         if rejected is not None:
             self.drop(*rejected)
             return self._drain()
@@ -183,7 +164,7 @@ class Node:
         for entry in env.rumors:
             self.replication.apply_entry(entry)
         if env.sum:
-            self.peer_sums[env.src] = env.sum
+            self.convergence.heard(env.src, env.sum)
         self._handlers[env.type](env)
         return self._drain()
 
@@ -222,15 +203,13 @@ class Node:
         return self._drain()
 
     def set_tags(self, now: float, tags: Mapping[str, str]) -> list[Effect]:
-        """Replace this node's tags at runtime: the node raises its incarnation and the new
-        claim spreads (peers see a member-updated event). ValueError beyond the tags budget."""
+        """New tags at runtime: a new incarnation carries them. ValueError beyond the tags budget."""
         self.now = now
         self.cluster.set_tags(tags)
         return self._drain()
 
     def force_leave(self, now: float, member_id: str) -> list[Effect]:
-        """Mark a failed member as left now (Serf's force-leave). ValueError for an unknown or
-        alive member."""
+        """Mark a failed member left now (Serf's force-leave); ValueError for an alive or unknown one."""
         self.now = now
         self.cluster.force_leave(member_id)
         return self._drain()
@@ -243,23 +222,20 @@ class Node:
         return token, self._drain()
 
     def unreachable(self, now: float, address: str) -> list[Effect]:
-        """The runtime could not reach `address` (connection refused, no such host): the overlay
-        decides what that means (HyParView replaces such a neighbour; the full mesh waits for the
-        failure detector)."""
+        """The runtime lost or could not open a link to `address`: the overlay decides (HyParView
+        replaces such a neighbour; the full mesh waits for the failure detector)."""
         self.now = now
         if self.status != "left":
             self.cluster.unreachable(address)
         return self._drain()
 
     def record_drop(self, now: float, cause: str, detail: str) -> list[Effect]:
-        """Count a rejected input (the runtime calls this for frames it could not decode)."""
+        """Count a frame the runtime could not decode."""
         self.now = now
         self.drop(cause, detail)
         return self._drain()
 
-    # ======================================================================================
-    # Queries
-    # ======================================================================================
+    # -- queries -------------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
         """The newest stored version of `key` unless deleted (lww keys: the value); see `read`."""
         entry = self.store.get(key)
@@ -277,30 +253,10 @@ class Node:
         """The origin of this node's dots: its id and the life of its replica."""
         return self.replication.origin
 
-    @property
-    def joined(self) -> bool:
-        return self.cluster.joined
-
-    @property
-    def seeds(self) -> list[str]:
-        return self.cluster.seeds
-
-    @staticmethod
-    def origin_node(origin: str) -> str:
-        """The member id whose write carries dot origin `origin`."""
-        return origin_node(origin)
-
     def self_update(self) -> MemberUpdate:
         return MemberUpdate(self.node_id, self.address, self.inc, self.status, self.hb, self.tags)  # type: ignore[arg-type]
 
-    def agrees(self) -> bool:
-        """Do all reachable members last report our checksum (Merkle root)? O(n), read-only."""
-        mine = self.store.checksum()
-        return all(self.peer_sums.get(m) == mine for m in self.members.reachable_ids())
-
-    # ======================================================================================
-    # Outbox (strategies reach these through their StrategyContext)
-    # ======================================================================================
+    # -- outbox (strategies reach these through their strategycontext) -------------------------
     def send(self, member_id: str, type: str, body: msgspec.Struct) -> None:
         member = self.members.get(member_id)
         if member is not None:
@@ -332,50 +288,7 @@ class Node:
         self.stats[f"dropped.{cause}"] += 1
         self._effects.append(Dropped(cause, detail))
 
-    def round_delay(self, interval: float, first: bool = False) -> float:
-        """Delay to a strategy's next periodic round. Aligned (simulator: synchronous rounds,
-        as in the theory) or, for real nodes, with a random first phase so nodes spread out."""
-        if self.aligned_rounds:
-            return interval
-        return interval * self.rng.random() if first else interval
-
-    def select_peers(self, k: int, exclude: Collection[str] = ()) -> list[str]:
-        return self.peer_selector.select(self.ctx, k, exclude)
-
-    def round_completed(self, stats: Mapping[str, Any]) -> None:
-        self.round += 1
-        stats = dict(stats)
-        lag = self.replication.lag
-        if lag.fresh:   # propagation lag rides on the round event when there is news
-            stats.update(lag.summary(self.now))
-        self._effects.append(RoundCompleted(self.round, stats))
-
-    # ======================================================================================
-    # Internals
-    # ======================================================================================
-    def _reject(self, env: Envelope, peer: str | None) -> tuple[str, str] | None:
-        """(cause, detail) when the envelope as a whole must not be believed."""
-        if env.cluster != self.cluster_name:
-            return "wrong_cluster", (f"{env.type} from {env.src!r} ({env.addr}) belongs to cluster {env.cluster!r}, "
-                                     f"this node to {self.cluster_name!r}")
-        if env.src == self.node_id:
-            return "spoofed_self", f"message of type {env.type} claims to come from this node"
-        if peer is not None and peer != env.src:
-            return "spoofed_sender", (f"{env.type} claims to come from {env.src!r} but its connection is "
-                                      f"authenticated as {peer!r}")
-        if env.inc > self.cluster.incarnation_bound():
-            return "absurd_incarnation", f"{env.type} from {env.src!r} at incarnation {env.inc}"
-        return None
-
-    def _on_convergence_timer(self) -> None:
-        """Track whether (and since when) every reachable member reports our checksum."""
-        if self.agrees():
-            if self.converged_since is None:
-                self.converged_since = self.now
-        else:
-            self.converged_since = None
-        self.schedule(KERNEL, "convergence", self.gossip.convergence_check_ms / 1000)
-
+    # -- internals -----------------------------------------------------------------------------
     def _drain(self) -> list[Effect]:
         version = self.members.version
         if version != self._members_version:   # the reachable set changed during this input
@@ -383,8 +296,4 @@ class Node:
             self.dissemination.on_members_changed(self.ctx)
         out, self._effects = self._effects, []
         return out
-
-
-def _strategy_handler(strategy: Strategy, ctx: StrategyContext) -> Callable[[Envelope], None]:
-    return lambda env: strategy.on_message(ctx, env)
 

@@ -53,6 +53,8 @@ class Overlay:
     message_types: ClassVar[Mapping[str, type[msgspec.Struct]]] = {}
     #: kernel timer names handled by `on_timer`
     timers: ClassVar[tuple[str, ...]] = ()
+    #: ask the runtime to report refused or dropped connections (`Node.unreachable`)
+    watches_links: ClassVar[bool] = False
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -124,6 +126,7 @@ class HyParViewOverlay(Overlay):
     partial = True
     message_types = HV_TYPES
     timers = ("hv_shuffle", "hv_size")
+    watches_links = True   # a dead neighbour is replaced at once, as HyParView over TCP does
 
     def __init__(self, cluster: Cluster, options: MembershipSection) -> None:
         super().__init__(cluster)
@@ -144,9 +147,10 @@ class HyParViewOverlay(Overlay):
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         node = self.node
-        node.schedule(KERNEL, "hv_shuffle", node.round_delay(self.options.shuffle_interval_ms / 1000, first=True))
+        delay = node.ctx.round_delay
+        node.schedule(KERNEL, "hv_shuffle", delay(self.options.shuffle_interval_ms / 1000, first=True))
         if self.options.size_probe_interval_ms > 0:
-            node.schedule(KERNEL, "hv_size", node.round_delay(self.options.size_probe_interval_ms / 1000, first=True))
+            node.schedule(KERNEL, "hv_size", delay(self.options.size_probe_interval_ms / 1000, first=True))
 
     def contact(self, address: str) -> None:
         if address != self.node.address:
@@ -174,7 +178,7 @@ class HyParViewOverlay(Overlay):
         node = self.node
         if name == "hv_shuffle":
             self._apply(self.hv.on_shuffle_timer(node.now))
-            node.schedule(KERNEL, "hv_shuffle", node.round_delay(self.options.shuffle_interval_ms / 1000))
+            node.schedule(KERNEL, "hv_shuffle", node.ctx.round_delay(self.options.shuffle_interval_ms / 1000))
         elif name == "hv_size":
             # A tour costs about n messages: aim at one tour per tick cluster-wide, whatever n is.
             known = len(self.hv.active) + len(self.hv.passive) + 1
@@ -182,7 +186,7 @@ class HyParViewOverlay(Overlay):
             if node.rng.random() < 1.0 / guess:
                 node.stats["hv_size_probes"] += 1
                 self._apply(self.hv.start_size_probe())
-            node.schedule(KERNEL, "hv_size", node.round_delay(self.options.size_probe_interval_ms / 1000))
+            node.schedule(KERNEL, "hv_size", node.ctx.round_delay(self.options.size_probe_interval_ms / 1000))
 
     def admits(self, member_id: str) -> bool:
         return member_id in self.active
@@ -272,7 +276,7 @@ class HyParViewOverlay(Overlay):
             return
         previous = member.status
         cluster.members.forget(peer.id)
-        self.node.peer_sums.pop(peer.id, None)
+        self.node.convergence.forget(peer.id)
         view = member_view(member)
         view["detail"] = "left this node's active view"
         self.node.emit(MemberChanged(view, previous, "reaped"))

@@ -19,7 +19,7 @@ so one bad peer cannot pin last-writer-wins time in the future.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .budget import ByteBudget
@@ -190,6 +190,14 @@ class Replication:
             self.evidence[origin] = counter
 
     # -- the digest/delta protocol --------------------------------------------------------------
+    def handlers(self) -> dict[str, Callable[[Envelope], None]]:
+        """Message type -> handler, for the kernel's dispatch table."""
+        return {"syn": self.on_syn, "syn_ack": self.on_syn_ack, "ack": self.on_ack,
+                "replicate": self.on_replicate, "replicate_ack": self.on_replicate_ack}
+
+    def timers(self) -> dict[str, Callable[[], None]]:
+        return {"gc": self.on_gc_timer}
+
     def start_sync(self, member_id: str, mode: str) -> None:
         self.node.send(member_id, "syn", Syn(mode, self.store.digest()))  # type: ignore[arg-type]
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import gossipmq
+from gossipmq.core.messages import origin_node
 from gossipmq import Agent, EventsLost, GossipError, KeyEvent, MemberEvent, RuntimeFailure, WriteResult, hookimpl
 from gossipmq.core.plugins import make_plugin_manager
 from gossipmq.transports.control import request
@@ -146,7 +147,7 @@ def test_two_agents_converge_and_every_verb_works(ctl_dir: Path) -> None:
                 b.get("doc/readme") or []), "both siblings on both agents")
             siblings = a.read("doc/readme")
             assert siblings is not None and len(siblings.siblings) == 2
-            assert {a.node.origin_node(s["origin"]) for s in siblings.siblings} == {"n0", "n1"}   # type: ignore[union-attr]
+            assert {origin_node(s["origin"]) for s in siblings.siblings} == {"n0", "n1"}   # type: ignore[union-attr]
             await a.put("doc/readme", "merged", context=siblings.token)
             await until(lambda: b.get("doc/readme") == ["merged"], "the resolving write to reach b")
 
@@ -534,3 +535,42 @@ def test_run_forever_serves_until_gossipctl_leave_and_gives_the_signals_back(ctl
         with pytest.raises(GossipError, match="has stopped"):
             await other.put("k", 1)
     run(scenario())
+
+
+# ---- a third-party strategy that raises (docs/security.md C29) -----------------------------------
+class FlakySelector(gossipmq.PeerSelector):
+    """Raises on its first three rounds, then picks every reachable member."""
+
+    def __init__(self, options: Any) -> None:
+        self.failures = 0
+
+    def select(self, ctx: gossipmq.Context, k: int, exclude: Any = ()) -> list[str]:
+        if self.failures < 3:
+            self.failures += 1
+            raise RuntimeError("flaky selector")
+        return [m for m in ctx.members.reachable_ids() if m not in exclude][:k]
+
+
+class FlakyPlugin:
+    @hookimpl
+    def gossipmq_register_strategies(self, registry: Any) -> None:
+        registry.register("peer_selection", "flaky", FlakySelector)
+
+
+def test_a_raising_strategy_timer_is_counted_logged_once_and_retried(ctl_dir: Path, caplog: Any) -> None:
+    """A strategy that raises inside a timer costs that timer only: the runtime counts it, logs
+    it once, and fires the timer again, so gossip rounds resume and writes still replicate."""
+    doc = tables(peer_selection={"strategy": "flaky"}, dissemination={"strategy": "push", "interval_ms": 100})
+
+    async def scenario() -> None:
+        plugin = FlakyPlugin()
+        async with cluster(ctl_dir, 2, doc, plugins={0: [plugin], 1: [plugin]}) as (a, b):
+            await until(lambda: a.status()["timer_errors"] >= 3, "three failed rounds counted on a")
+            await a.put("after-failures", 1)
+            await until(lambda: b.get("after-failures") == 1, "a push round after the failures to reach b")
+            assert a.status()["timer_errors"] == 3   # retried, then healthy: no further failures
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario())
+    failed = [r.getMessage() for r in caplog.records if "failed; retrying" in r.getMessage()]
+    assert len(failed) == 2, failed   # once per agent, although each failed three times

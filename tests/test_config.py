@@ -43,6 +43,11 @@ def _load(tmp_path: Path, text: str) -> None:
     ("[failure_detection]\nsuspect_after_ms=5000\ndead_after_ms=1000\n",
      ["[failure_detection]", "dead_after_ms must be greater than suspect_after_ms"]),
     ("[node\nid=1", ["bad.toml", "not valid TOML"]),
+    # ids peers could not use (docs/security.md C31): too long for [limits] max_id_bytes less the
+    # life tag, or with spaces / control characters
+    ("[node]\nid='" + "n" * 250 + "'\n", ["[node]", "key 'id'", "250 bytes; at most 240", "peers would drop"]),
+    ("[node]\nid='n 1'\n", ["[node]", "key 'id'", "may not contain spaces or control characters"]),
+    ("[node]\ncluster=\"a\\tb\"\n", ["[node]", "key 'cluster'", "may not contain spaces or control characters"]),
 ])
 def test_config_errors_name_file_table_and_key(tmp_path: Path, text: str, pieces: list[str]) -> None:
     with pytest.raises(ConfigError) as info:

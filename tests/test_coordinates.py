@@ -56,7 +56,7 @@ def test_nearest_selector_prefers_the_own_zone_once_coordinates_settle() -> None
     net, addrs = zoned_cluster(24, peer_selection={"strategy": "nearest", "random_share": 0.0})
     net.run_for(60.0)
     node = net.nodes[addrs[0]]
-    picks = node.select_peers(4)
+    picks = node.ctx.select_peers(4)
     assert len(picks) == 4 and all(int(p[1:]) % ZONES == 0 for p in picks), picks
 
 

@@ -128,6 +128,6 @@ def test_join_retries_with_backoff_until_the_seed_appears() -> None:
     net.add(late)
     net.run_for(3.0)
     joins = late.stats["out.join"]
-    assert not late.joined and 3 <= joins <= 6           # 0.5, 1, 2 ... s backoff, not a storm
+    assert not late.cluster.joined and 3 <= joins <= 6           # 0.5, 1, 2 ... s backoff, not a storm
     net.add(Node.from_config(cfg.with_node(id="seed", advertise="mem://seed"), registry(), incarnation=1))
-    assert net.wait_for(lambda: late.joined and late.members.get("seed") is not None, 6.0)
+    assert net.wait_for(lambda: late.cluster.joined and late.members.get("seed") is not None, 6.0)

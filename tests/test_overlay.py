@@ -79,7 +79,7 @@ def test_nodes_join_into_a_connected_symmetric_overlay_whose_tables_are_the_acti
             assert table.get(member_id).tags == {}   # nobody set tags; but the claim arrived
     assert connected(net) and symmetric(net)
     # every node is in somebody's view, and tags ride with the links
-    assert all(n.joined for n in net.nodes.values())
+    assert all(n.cluster.joined for n in net.nodes.values())
 
 
 def test_writes_reach_everyone_over_the_active_views_and_stores_converge() -> None:

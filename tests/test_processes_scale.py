@@ -124,3 +124,51 @@ def test_twenty_processes_with_hyparview_and_plumtree_converge_survive_kill_and_
         for n in survivors:
             cluster.kill(n, signal.SIGTERM)
     print(f"\n20-process HyParView + Plumtree run: {time.monotonic() - started:.1f} s")
+
+
+SLOW_DETECTOR = """
+[membership]
+overlay = "hyparview"
+active_size = 3
+passive_size = 6
+shuffle_interval_ms = 1000
+neighbor_request_timeout_ms = 1000
+size_probe_interval_ms = 60000
+[failure_detection]
+strategy = "swim"
+probe_interval_ms = 20000
+probe_timeout_ms = 5000
+suspicion_mult = 6
+[dissemination]
+strategy = "plumtree"
+[gossip]
+join_retry_ms = 200
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_neighbour_is_replaced_from_the_refused_connection_not_the_detectors_timeouts() -> None:
+    """Over ZeroMQ, a HyParView node hears of a dead neighbour from its DEALER (connection
+    dropped, then refused) and replaces it from the passive view at once; with SWIM probing only
+    every 20 s (suspicion ~minutes), nothing else could explain a replacement within seconds."""
+    with process_cluster(SLOW_DETECTOR) as cluster:
+        nodes = [f"n{i}" for i in range(5)]
+        ports = free_ports(len(nodes))
+        cluster.start("n0", ports[0])
+        for i in range(1, len(nodes)):
+            cluster.start(nodes[i], ports[i], seeds=[cluster.addresses["n0"]])
+        wait_until(lambda: connected(cluster, nodes), 30, "a connected overlay of active views")
+        v = views(cluster, nodes)
+        victim = max(nodes[1:], key=lambda n: sum(n in peers for peers in v.values()))
+        holders = [n for n, peers in v.items() if victim in peers and n != victim]
+        assert holders
+        cluster.kill(victim)
+        survivors = [n for n in nodes if n != victim]
+        killed_at = time.monotonic()
+        wait_until(lambda: all(victim not in p for p in views(cluster, survivors).values()), 10,
+                   f"{victim} out of every active view")
+        replaced_after = time.monotonic() - killed_at
+        assert replaced_after < 10   # SWIM alone: >= 20 s probe + suspicion
+        lost = {n: cluster.call(n, "info")["runtime"].get("links_lost", 0) for n in holders}
+        assert all(count >= 1 for count in lost.values()), lost
+        wait_until(lambda: connected(cluster, survivors), 20, "the survivors' overlay is connected again")

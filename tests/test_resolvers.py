@@ -9,7 +9,7 @@ import pytest
 
 from gossipmq.core.config import load_config
 from gossipmq.core.errors import ConfigError
-from gossipmq.core.messages import Entry
+from gossipmq.core.messages import Entry, origin_node
 from gossipmq.core.resolution import Op, context_of, decode_context, encode_context
 from gossipmq.transports.memory import checksums
 from tests.helpers import memory_cluster, registry
@@ -182,7 +182,7 @@ def test_get_verbose_shows_values_origins_and_causal_context() -> None:
     assert decode_context(out["context"]) == out["causal_context"]
     assert len(out["versions"]) == 2 and all("vv" in v and "replica" in v for v in out["versions"])
     entry = c.do(2, "mv/k", "put", "c", context=context_of(out["context"]))
-    assert c.node(2).origin_node(entry.origin) == "n2"
+    assert origin_node(entry.origin) == "n2"
     assert c.node(2).read("mv/k").as_dict()["value"] == ["c"]
     with pytest.raises(ValueError, match="not a causal context token"):
         context_of("!!")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gossipmq.core.messages import Entry, Envelope, MemberUpdate, SynAck
+from gossipmq.core.clock import LOGICAL_BITS
+from gossipmq.core.messages import Entry, Envelope, MemberUpdate, SynAck, origin_node
 from gossipmq.core.signing import KEY_TAG, KeyPair, claim_payload, entry_payload
 from gossipmq.transports.memory import MemoryNetwork
 from tests._security_helpers import memory_node
@@ -44,7 +45,7 @@ def test_signed_cluster_converges_without_drops(keys):
     for node in net.nodes.values():
         assert not any(k.startswith("dropped.") for k in node.stats), dict(node.stats)
         entry = node.get("k")
-        assert node.origin_node(entry.origin) == "n2" and entry.sig   # relays kept the origin's signature
+        assert origin_node(entry.origin) == "n2" and entry.sig   # relays kept the origin's signature
         assert node.tags[KEY_TAG] == keys[node.node_id].identity
 
 
@@ -107,6 +108,34 @@ def test_authenticated_peer_must_match_sender(keys):
     honest = msgspec.structs.replace(honest, sig=keys["n2"].sign(entry_payload(honest)))
     victim.handle_message(net.now, envelope("n2", SynAck(None, [honest], {}), "syn_ack"), peer="mallory")
     assert victim.stats["dropped.spoofed_sender"] == 1 and victim.store.checksum() == before
+
+
+def test_a_message_under_the_receivers_own_id_is_refused(keys):
+    """docs/security.md C3: nobody speaks as the receiver itself, authenticated or not."""
+    net = cluster(keys)
+    victim = net.nodes["mem://n3"]
+    before = victim.store.checksum()
+    forged = Entry("k", "v", False, "n3", 1 << 41, 1, {"n3": 1 << 41})
+    forged = msgspec.structs.replace(forged, sig=keys["n3"].sign(entry_payload(forged)))
+    victim.handle_message(net.now, envelope("n3", SynAck(None, [forged], {}), "syn_ack"))
+    assert victim.stats["dropped.spoofed_self"] == 1 and victim.store.checksum() == before
+
+
+def test_an_entry_timestamped_beyond_the_clock_skew_bound_is_refused(keys):
+    """docs/security.md C13: a validly signed entry whose HLC is further ahead of the receiver's
+    clock than [limits] max_clock_skew_ms (60 s) is dropped as clock_skew; within it, kept."""
+    net = cluster(keys)
+    victim = net.nodes["mem://n3"]
+    now_ms = int(net.now * 1000)
+
+    def signed(key: str, ahead_ms: int) -> Entry:
+        entry = Entry(key, "v", False, "n2", 1 << 41 | len(key), (now_ms + ahead_ms) << LOGICAL_BITS, {"n2": 1 << 41 | len(key)})
+        return msgspec.structs.replace(entry, sig=keys["n2"].sign(entry_payload(entry)))
+
+    victim.handle_message(net.now, envelope("n2", SynAck(None, [signed("far", 3_600_000)], {}), "syn_ack"), peer="n2")
+    assert victim.stats["dropped.clock_skew"] == 1 and victim.get("far") is None
+    victim.handle_message(net.now, envelope("n2", SynAck(None, [signed("near", 1_000)], {}), "syn_ack"), peer="n2")
+    assert victim.stats["dropped.clock_skew"] == 1 and victim.get("near") is not None
 
 
 def test_replayed_updates_are_harmless(keys):

@@ -140,6 +140,9 @@ _FAMILIES = (
     Family("gossipmq_inbox_connection_events_total", "counter",
            "Incoming connections that ended (a peer that went, or one cut for a frame beyond the limit) "
            "or failed the CURVE handshake.", ("event",)),
+    Family("gossipmq_peer_links_lost_total", "counter",
+           "Outgoing connections refused or dropped, reported to a partial-view overlay (HyParView "
+           "replaces such a neighbour at once)."),
     # dissemination and the store
     Family("gossipmq_gossip_rounds_total", "counter", "Dissemination rounds this node ran."),
     Family("gossipmq_writes_total", "counter", "Local writes (put, delete, incr, sadd, srem)."),
@@ -288,6 +291,7 @@ IO_CATALOGUE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "timer_errors": ("gossipmq_timer_errors_total", ()),
     "inbox_disconnects": ("gossipmq_inbox_connection_events_total", (("event", "disconnected"),)),
     "handshake_failures": ("gossipmq_inbox_connection_events_total", (("event", "handshake_failed"),)),
+    "links_lost": ("gossipmq_peer_links_lost_total", ()),
 }
 Route = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -369,14 +373,12 @@ class NodeCollector:
         for state, n in counts.items():
             values["gossipmq_members", (("state", state),)] = n
         queue = node.cluster.broadcasts
-        since = node.converged_since
-        converged = since is not None and node.agrees()
-        converged_for = now - since if converged and since is not None else 0.0
+        converged, since = node.convergence.converged(), node.convergence.since
         control = runtime.control
         detector = node.failure_detector
         values.update({
             ("gossipmq_incarnation", ()): node.inc,
-            ("gossipmq_joined", ()): int(node.joined),
+            ("gossipmq_joined", ()): int(node.cluster.joined),
             ("gossipmq_health_score", ()): getattr(detector, "health_score", 0) or 0,
             ("gossipmq_broadcast_queue_depth", ()): len(queue),
             ("gossipmq_broadcasts_queued_total", ()): queue.enqueued,
@@ -388,7 +390,7 @@ class NodeCollector:
             ("gossipmq_store_entries", ()): len(node.store),
             ("gossipmq_tombstones_pending", ()): len(node.replication.gc.candidates),
             ("gossipmq_converged", ()): int(converged),
-            ("gossipmq_converged_duration_seconds", ()): converged_for,
+            ("gossipmq_converged_duration_seconds", ()): now - since if converged and since is not None else 0.0,
             ("gossipmq_control_requests_total", ()): control.requests if control is not None else 0,
             ("gossipmq_control_errors_total", ()): control.errors if control is not None else 0,
             ("gossipmq_start_time_seconds", ()): runtime.started_at,

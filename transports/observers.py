@@ -24,6 +24,7 @@ import pluggy
 
 from gossipmq.core.effects import Dropped, KeyChanged, MemberChanged, Notice, RoundCompleted
 from gossipmq.core.events import KINDS, EventsLost, KeyEvent, MemberEvent, MemberInfo
+from gossipmq.core.messages import origin_node
 from gossipmq.core.node import Node
 
 #: member events kept for `gossipctl members --watch` (numbered; clients ask for those after N)
@@ -173,7 +174,7 @@ class Observers:
         value = None if now is None or now.deleted else now.value
         old = None if before is None or before.deleted else before.value
         key_event = KeyEvent(event.key, value, old, now is None or now.deleted, event.source,
-                             node.origin_node(event.entry.origin))
+                             origin_node(event.entry.origin))
         for sub in wanting:
             sub.push(key_event)
 

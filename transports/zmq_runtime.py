@@ -21,6 +21,7 @@ re-armed; an observer that raises is isolated (transports/observers.py).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -36,7 +37,7 @@ from gossipmq.core.codec import decode_frames, encode_envelope
 from gossipmq.core.effects import Confirmed, Dropped, Effect, MemberChanged, Schedule, Send
 from gossipmq.core.errors import GossipError, RemoteProtocolError
 from gossipmq.core.limits import RateLimiter
-from gossipmq.core.messages import Entry
+from gossipmq.core.messages import Entry, origin_node
 from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op
 from gossipmq.core.timers import Timer
@@ -87,6 +88,34 @@ def _ipv6(address: str) -> bool:
     return host is not None and ":" in host
 
 
+class _LinkWatch:
+    """The monitor of one DEALER (see `ZmqRuntime._watch_link`).
+
+    libzmq sends monitor events without ZMQ_DONTWAIT, from its I/O thread: an event for a
+    monitor whose reading end is closed blocks that thread, and with it every socket of the node
+    (found the hard way: a node went deaf after a neighbour died). So a watch always stops in
+    this order: disable the monitor on the DEALER while its reader is still open (the last
+    event, MONITOR_STOPPED, is queued to it), then close the reader, then the DEALER. The reader
+    is closed here rather than in the task: a task cancelled before it first ran never runs its
+    `finally`, and an open socket would make the context's term() wait forever."""
+
+    def __init__(self, sock: zmq.Socket, monitor: zmq.asyncio.Socket) -> None:
+        self.sock = sock
+        self.monitor = monitor
+        self.task: asyncio.Task[None] | None = None
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if not self.sock.closed:
+            try:
+                self.sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+        self.monitor.close(linger=0)
+
+
 class ZmqRuntime:
     def __init__(self, node: Node, *, bind: str, control: str | None = None, control_token: str = "",
                  pm: pluggy.PluginManager | None = None, socket_options: dict[str, dict[str, Any]] | None = None,
@@ -116,6 +145,8 @@ class ZmqRuntime:
         self.actx = zmq.asyncio.Context()
         self.sctx: zmq.SyncContext = zmq.Context.shadow(self.actx.underlying)
         self.peers: dict[str, zmq.Socket] = {}
+        self.link_watchers: dict[str, _LinkWatch] = {}   # address -> the monitor of its DEALER
+        self._link_ids = itertools.count()
         self.timers: dict[Timer, asyncio.TimerHandle] = {}
         self.io: Counter[str] = Counter()
         self.commit_seconds = Histogram(COMMIT_BUCKETS)   # durable commits that wrote something (metrics)
@@ -227,6 +258,8 @@ class ZmqRuntime:
                 pass   # commit() logged it and set `failure` (the owner raises it); the sockets still close
             finally:
                 self.storage.close()
+        for address in list(self.link_watchers):
+            self._unwatch(address)
         for sock in self.peers.values():
             sock.close(linger=int(LEAVE_FLUSH_S * 1000))
         self.peers.clear()
@@ -437,15 +470,54 @@ class ZmqRuntime:
             self.observers.log_drop(Dropped("no_trusted_key", f"not sending to {address}: no trusted key "
                                                               f"is known for it"))
             return None
+        if self.node.cluster.overlay.watches_links:
+            self._watch_link(address, sock)   # before connect: the monitor's reader must be there first
         try:
             sock.connect(address)
         except zmq.ZMQError as exc:
+            self._unwatch(address)
             sock.close(linger=0)
             self.io["bad_address"] += 1
             self.observers.log_drop(Dropped("bad_address", f"cannot connect to {address!r}: {exc.strerror}"))
             return None
         self.peers[address] = sock
         return sock
+
+    def _watch_link(self, address: str, sock: zmq.Socket) -> None:
+        """A partial-view overlay keeps its neighbours over live links, as HyParView over TCP
+        does: the first refused or dropped connection of this DEALER is reported to the kernel
+        (`Node.unreachable`) at once, instead of after a failure detector's timeouts."""
+        # a fresh name per monitor: libzmq releases a closed socket's monitor endpoint later, on
+        # its reaper thread, so a name derived from the socket (id()) can still be taken
+        endpoint = f"inproc://gossipmq-link-{id(self)}-{next(self._link_ids)}"
+        try:
+            sock.monitor(endpoint, zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED)
+        except zmq.ZMQError as exc:   # the link goes unwatched; the failure detector still sees it
+            self._log_once("link-monitor", f"cannot watch the link to {address}: {exc.strerror}")
+            return
+        monitor = self.actx.socket(zmq.PAIR)
+        monitor.connect(endpoint)
+        watch = _LinkWatch(sock, monitor)
+        watch.task = asyncio.ensure_future(self._link_lost(address, watch))
+        self.link_watchers[address] = watch
+
+    def _unwatch(self, address: str) -> None:
+        watch = self.link_watchers.pop(address, None)
+        if watch is not None:
+            watch.stop()
+
+    async def _link_lost(self, address: str, watch: _LinkWatch) -> None:
+        event = parse_monitor_message(await watch.monitor.recv_multipart())["event"]
+        if self._closed or self.link_watchers.get(address) is not watch or event == zmq.EVENT_MONITOR_STOPPED:
+            return
+        watch.task = None   # done: stop() must not cancel the task that runs it
+        self.io["links_lost"] += 1
+        self.close_peer(address)   # stops the watch, then libzmq's reconnect attempts; a later send dials afresh
+        try:
+            self._apply(self.node.unreachable(time.time(), address))
+        except Exception as exc:   # noqa: BLE001 - a kernel bug must not pass silently, nor kill the loop
+            self.io["task_failures"] += 1
+            self._log_once("unreachable", f"handling the lost link to {address} failed", exc)
 
     async def _send_resolved(self, send: Send) -> None:
         """A seed given by DNS name: resolve it now (again on every retry), join every address."""
@@ -461,6 +533,7 @@ class ZmqRuntime:
 
     def close_peer(self, address: str) -> None:
         """Forget the DEALER to `address` (its queue is dropped); the next send dials afresh."""
+        self._unwatch(address)
         sock = self.peers.pop(address, None)
         if sock is not None:
             sock.close(linger=0)
@@ -536,7 +609,7 @@ class ZmqRuntime:
         node = self.node
         entry, effects = node.mutate(time.time(), key, op)
         self.queue(effects)
-        result: dict[str, Any] = {"key": key, "origin": node.origin_node(entry.origin), "counter": entry.counter,
+        result: dict[str, Any] = {"key": key, "origin": origin_node(entry.origin), "counter": entry.counter,
                                   "hlc": entry.hlc, "deleted": entry.deleted, "replica": entry.origin}
         if op.verb == "put":
             result["value"] = op.value

@@ -1,0 +1,52 @@
+"""Convergence tracking: does every reachable member report this node's store checksum?
+
+Every envelope carries its sender's checksum (Merkle root); the node remembers the last one per
+member. Agreement is the cheap, read-only observable operators and `status --wait-converged`
+use; `since` says for how long it has held (checked every `[gossip] convergence_check_ms`)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .timers import KERNEL
+
+if TYPE_CHECKING:
+    from .node import Node
+
+
+class Convergence:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        #: member -> the store checksum it last reported (strategies read it as ctx.peer_roots)
+        self.peer_sums: dict[str, str] = {}
+        #: when agreement was first seen by the periodic check; None while the replicas differ
+        self.since: float | None = None
+
+    def heard(self, member_id: str, checksum: str) -> None:
+        self.peer_sums[member_id] = checksum
+
+    def forget(self, member_id: str) -> None:
+        """`member_id` left the view: its last report no longer counts."""
+        self.peer_sums.pop(member_id, None)
+
+    def agrees(self) -> bool:
+        """Do all reachable members last report our checksum? O(n), read-only."""
+        node = self.node
+        mine = node.store.checksum()
+        return all(self.peer_sums.get(m) == mine for m in node.members.reachable_ids())
+
+    def converged(self) -> bool:
+        """Agreement now, and seen by the periodic check (so it has lasted a check interval)."""
+        return self.since is not None and self.agrees()
+
+    def start(self) -> None:
+        if self.node.gossip.convergence_check_ms > 0:
+            self.node.schedule(KERNEL, "convergence", self.node.gossip.convergence_check_ms / 1000)
+
+    def on_timer(self) -> None:
+        """Track whether (and since when) every reachable member reports our checksum."""
+        if self.agrees():
+            if self.since is None:
+                self.since = self.node.now
+        else:
+            self.since = None
+        self.start()
