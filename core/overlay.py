@@ -197,11 +197,20 @@ class HyParViewOverlay(Overlay):
             self._apply(self.hv.neighbor_failed(self.node.now, peer))
 
     def unreachable(self, address: str) -> None:
+        """A neighbour's connection dropped or was refused: over TCP that is HyParView's failure
+        signal. A neighbour in the member table is declared dead, as a detector's verdict would
+        (it stays `dead` until reaped, its own claim refutes a mistake, and `member_gone`
+        replaces it from the passive view); a pending or passive one is only dropped."""
         peer = next((p for p in self.active.values() if p.addr == address), None)
         if peer is None:
             peer = next((p for p in (*self.hv.pending, *self.hv.passive) if p.addr == address), None)
-        if peer is not None:
-            self.node.stats["hv_unreachable"] += 1
+        if peer is None:
+            return
+        self.node.stats["hv_unreachable"] += 1
+        member = self.cluster.members.get(peer.id)
+        if member is not None and member.addr == address and member.status in REACHABLE:
+            self.cluster.declare_dead(peer.id, "its connection dropped or was refused")
+        if peer.id in self.active or peer in self.hv.pending or peer in self.hv.passive:
             self._apply(self.hv.neighbor_failed(self.node.now, peer))
 
     def missing_seeds(self, seeds: Sequence[str]) -> list[str]:
