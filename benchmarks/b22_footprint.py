@@ -63,7 +63,7 @@ cfg = load_config(sys.argv[1], reg).with_node(id="lib", bind=sys.argv[2], advert
 node = Node.from_config(cfg, reg, incarnation=int(time.time() * 1000))
 runtime = ZmqRuntime(node, bind=sys.argv[2], control=None)
 async def main():
-    task = asyncio.create_task(runtime.run(install_signals=False))
+    task = asyncio.create_task(runtime.run())
     await asyncio.sleep(float(sys.argv[3]))
     print(open("/proc/self/status").read(), flush=True)
     runtime.stopping.set()

@@ -248,6 +248,7 @@ class ZmqRuntime:
         for _, _, done in self._acks.values():   # writes waiting for copies: no confirmation can come now
             if not done.done():
                 done.set_exception(self.failure or GossipError("the node stopped before enough copies confirmed"))
+                done.exception()   # retrieved: a waiter that gave up (or a hand-off) must not make asyncio log it
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
