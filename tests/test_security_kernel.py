@@ -37,6 +37,11 @@ def envelope(src: str, body: msgspec.Struct, typ: str, members=(), rumors=()) ->
                     rumors=list(rumors))
 
 
+def sign_entry(entry: Entry, key: KeyPair) -> Entry:
+    """`entry` as `key` signed it (whoever its origin says it is from)."""
+    return msgspec.structs.replace(entry, sig=key.sign(entry_payload(entry)))
+
+
 def test_signed_cluster_converges_without_drops(keys):
     net = cluster(keys)
     net.put("mem://n2", "k", "v")
@@ -53,10 +58,10 @@ def test_forged_and_unsigned_entries_are_dropped_and_counted(keys):
     net = cluster(keys)
     victim = net.nodes["mem://n3"]
     forged = Entry("k", "evil", False, "n1", 1 << 40, 1, {"n1": 1 << 40})
-    forged = msgspec.structs.replace(forged, sig=keys["n2"].sign(entry_payload(forged)))   # n2 signs as n1
+    forged = sign_entry(forged, keys["n2"])   # n2 signs as n1
     unsigned = Entry("k2", "evil", False, "n1", (1 << 40) + 1, 1, {"n1": (1 << 40) + 1})
     honest = Entry("k3", "fine", False, "n2", 1 << 41, 1, {"n2": 1 << 41})
-    honest = msgspec.structs.replace(honest, sig=keys["n2"].sign(entry_payload(honest)))
+    honest = sign_entry(honest, keys["n2"])
     victim.handle_message(net.now, envelope("n2", SynAck(None, [forged, unsigned, honest], {}), "syn_ack"), peer="n2")
     assert victim.get("k") is None and victim.get("k2") is None
     assert victim.get("k3").value == "fine"         # the honest entry in the same message survives
@@ -91,7 +96,7 @@ def test_untrusted_signer_cannot_vouch(keys):
     net = cluster(keys)
     victim = net.nodes["mem://n3"]
     stranger = Entry("x", 1, False, "mallory", 1 << 40, 1, {"mallory": 1 << 40})
-    stranger = msgspec.structs.replace(stranger, sig=keys["mallory"].sign(entry_payload(stranger)))
+    stranger = sign_entry(stranger, keys["mallory"])
     victim_trust = victim.security.trust
     assert "mallory" in victim_trust.active      # the fixture trusts mallory: now revoke it
     from tests._security_helpers import trust_of
@@ -105,7 +110,7 @@ def test_authenticated_peer_must_match_sender(keys):
     victim = net.nodes["mem://n3"]
     before = victim.store.checksum()
     honest = Entry("k", "v", False, "n2", 1 << 41, 1, {"n2": 1 << 41})
-    honest = msgspec.structs.replace(honest, sig=keys["n2"].sign(entry_payload(honest)))
+    honest = sign_entry(honest, keys["n2"])
     victim.handle_message(net.now, envelope("n2", SynAck(None, [honest], {}), "syn_ack"), peer="mallory")
     assert victim.stats["dropped.spoofed_sender"] == 1 and victim.store.checksum() == before
 
@@ -116,7 +121,7 @@ def test_a_message_under_the_receivers_own_id_is_refused(keys):
     victim = net.nodes["mem://n3"]
     before = victim.store.checksum()
     forged = Entry("k", "v", False, "n3", 1 << 41, 1, {"n3": 1 << 41})
-    forged = msgspec.structs.replace(forged, sig=keys["n3"].sign(entry_payload(forged)))
+    forged = sign_entry(forged, keys["n3"])
     victim.handle_message(net.now, envelope("n3", SynAck(None, [forged], {}), "syn_ack"))
     assert victim.stats["dropped.spoofed_self"] == 1 and victim.store.checksum() == before
 
@@ -130,7 +135,7 @@ def test_an_entry_timestamped_beyond_the_clock_skew_bound_is_refused(keys):
 
     def signed(key: str, ahead_ms: int) -> Entry:
         entry = Entry(key, "v", False, "n2", 1 << 41 | len(key), (now_ms + ahead_ms) << LOGICAL_BITS, {"n2": 1 << 41 | len(key)})
-        return msgspec.structs.replace(entry, sig=keys["n2"].sign(entry_payload(entry)))
+        return sign_entry(entry, keys["n2"])
 
     victim.handle_message(net.now, envelope("n2", SynAck(None, [signed("far", 3_600_000)], {}), "syn_ack"), peer="n2")
     assert victim.stats["dropped.clock_skew"] == 1 and victim.get("far") is None
