@@ -76,7 +76,7 @@ def one_run(batches: int, batch: int) -> dict[str, float]:
         if ping_type is not None:
             body = writer.bodies[ping_type]
             ping = Envelope(type=ping_type, src="p1", addr=peers[1].addr, inc=1,
-                            body=msgspec_default(body, j), members=[])
+                            body=ping_body(body, j), members=[])
             t5 = time.perf_counter()
             writer.handle_message(now, ping)
             t6 = time.perf_counter()
@@ -102,7 +102,7 @@ def one_run(batches: int, batch: int) -> dict[str, float]:
     return {name: (t[name] / counts[name] * 1e6 if counts[name] else float("nan")) for name in t}
 
 
-def msgspec_default(body: Any, seq: int) -> Any:
+def ping_body(body: Any, seq: int) -> Any:
     """A SWIM ping body for this node (`seq` is its one required field in every version)."""
     return body(seq=seq + 1, target="w")
 
