@@ -11,8 +11,12 @@ not slow the kernel). Microseconds per operation, median of `--repeats` runs, wi
     python benchmarks/kernel_cost.py                 # this checkout
     python benchmarks/kernel_cost.py --json out.json
 
-To compare two commits, run it under each (an installed copy of the older tree first on
-PYTHONPATH). Only APIs both sides of the refactor have are used.
+To compare with an older commit, install that tree somewhere and name it as the baseline; both
+sides then run in fresh processes, alternating, and the table shows each side's median and the
+ratio (this checkout / baseline). Only APIs both sides of the refactor have are used:
+
+    git worktree add /tmp/base fdd156c && pip install --no-deps --target /tmp/base-pkg /tmp/base
+    python benchmarks/kernel_cost.py --baseline /tmp/base-pkg --rounds 4
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -116,22 +122,68 @@ def _round_timer() -> Any:
     return Timer("dissemination", "round", None)
 
 
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    runs = [one_run(args.batches, args.batch) for _ in range(args.repeats)]
+    return {name: round(statistics.median(r[name] for r in runs), 2) for name in runs[0]}
+
+
+def in_process(pythonpath: str | None, args: argparse.Namespace) -> dict[str, float]:
+    """Figures from a fresh interpreter (the baseline's package first on its path)."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run([sys.executable, __file__, "--raw", "--batches", str(args.batches), "--batch",
+                          str(args.batch), "--repeats", str(args.repeats)],
+                         env=env, check=True, capture_output=True, text=True, timeout=900)
+    return json.loads(out.stdout)
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    here: list[dict[str, float]] = []
+    base: list[dict[str, float]] = []
+    for i in range(args.rounds):
+        print(f"  round {i + 1}/{args.rounds}", file=sys.stderr, flush=True)
+        base.append(in_process(args.baseline, args))
+        here.append(in_process(None, args))
+    names = list(here[0])
+    table = {name: {"baseline": round(statistics.median(r[name] for r in base), 2),
+                    "this": round(statistics.median(r[name] for r in here), 2)} for name in names}
+    for row in table.values():
+        row["ratio"] = round(row["this"] / row["baseline"], 3) if row["baseline"] else float("nan")
+    return table
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--baseline", help="an installed older tree (pip install --target DIR) to compare with")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating baseline/this runs with --baseline")
     ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)   # one JSON line (used by --baseline)
     args = ap.parse_args()
+    if args.raw:
+        print(json.dumps(measure(args)))
+        return 0
     load = os.getloadavg()[0]
-    runs = [one_run(args.batches, args.batch) for _ in range(args.repeats)]
-    figures = {name: round(statistics.median(r[name] for r in runs), 2) for name in runs[0]}
-    print(f"kernel per-message cost, median of {args.repeats} runs (us; load {load:.2f} -> {os.getloadavg()[0]:.2f})")
-    for name, value in figures.items():
-        print(f"  {name:7s} {value:8.2f}")
+    if args.baseline:
+        table = compare(args)
+        print(f"kernel per-message cost (us), median of {args.rounds} alternating rounds x {args.repeats} runs "
+              f"(load {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        print(f"  {'':7s} {'baseline':>9s} {'this':>9s} {'ratio':>7s}")
+        for name, row in table.items():
+            print(f"  {name:7s} {row['baseline']:9.2f} {row['this']:9.2f} {row['ratio']:7.3f}")
+        result: dict[str, Any] = {"table_us": table, "baseline": args.baseline}
+    else:
+        figures = measure(args)
+        print(f"kernel per-message cost, median of {args.repeats} runs (us; load {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        for name, value in figures.items():
+            print(f"  {name:7s} {value:8.2f}")
+        result = {"figures_us": figures}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"figures_us": figures, "load": [load, os.getloadavg()[0]], "args": vars(args)}, f, indent=2)
+            json.dump({**result, "load": [load, os.getloadavg()[0]], "args": vars(args)}, f, indent=2)
     return 0
 
 

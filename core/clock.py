@@ -10,7 +10,7 @@ whose vector dominates another's happened after it; otherwise the two are concur
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 LOGICAL_BITS = 16
 LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
@@ -48,11 +48,17 @@ def vv_dominates(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
 
 def vv_merge(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
     """Pointwise maximum: the history of both (zero counters carry nothing and are dropped)."""
-    merged = {origin: counter for origin, counter in a.items() if counter > 0}
-    for origin, counter in b.items():
-        if counter > merged.get(origin, 0):
-            merged[origin] = counter
-    return merged
+    return vv_join_all((a, b))
+
+
+def vv_join_all(vvs: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Pointwise maximum of any number of version vectors (digests, causal contexts)."""
+    out: dict[str, int] = {}
+    for vv in vvs:
+        for origin, counter in vv.items():
+            if counter > out.get(origin, 0):
+                out[origin] = counter
+    return out
 
 
 def vv_compare(a: Mapping[str, int], b: Mapping[str, int]) -> str:

@@ -125,6 +125,8 @@ class Cluster:
 
     def piggyback(self, slots: int) -> list[MemberUpdate]:
         """Membership updates to ride on one outgoing message."""
+        if not len(self.broadcasts):
+            return []
         limit = retransmit_limit(self.node.gossip.retransmit_mult, len(self.members.reachable_ids()) + 1)
         return self.broadcasts.take(slots, limit)
 

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .clock import vv_dominates, vv_join_all
 from .messages import Entry
 
 
@@ -78,9 +79,9 @@ class TombstoneCollector:
                 continue
             need = frontier(dead_of(key))
             if cand.snapshot is None or need != cand.frontier:
-                cand.snapshot = join(digests) if all(_covers(d, need) for d in digests) else None
+                cand.snapshot = vv_join_all(digests) if all(vv_dominates(d, need) for d in digests) else None
                 cand.frontier = need
-            elif all(_covers(d, cand.snapshot) for d in digests):
+            elif all(vv_dominates(d, cand.snapshot) for d in digests):
                 out.append((key, "stable"))
         return out
 
@@ -102,24 +103,5 @@ class TombstoneCollector:
 
 def frontier(versions: Iterable[Entry]) -> dict[str, int]:
     """Every dot a key's versions carry or have seen, as a version vector."""
-    out: dict[str, int] = {}
-    for v in versions:
-        if v.counter > out.get(v.origin, 0):
-            out[v.origin] = v.counter
-        for origin, counter in v.vv.items():
-            if counter > out.get(origin, 0):
-                out[origin] = counter
-    return out
-
-
-def join(digests: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in digests:
-        for origin, counter in d.items():
-            if counter > out.get(origin, 0):
-                out[origin] = counter
-    return out
-
-
-def _covers(digest: Mapping[str, int], need: Mapping[str, int]) -> bool:
-    return all(digest.get(origin, 0) >= counter for origin, counter in need.items())
+    versions = tuple(versions)
+    return vv_join_all((*({v.origin: v.counter} for v in versions), *(v.vv for v in versions)))

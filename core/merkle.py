@@ -91,16 +91,21 @@ class MerkleTree:
     # -- writing ---------------------------------------------------------------------------
     def update(self, key: str, old: int | None, new: int | None) -> None:
         """The entry identity stored under `key` changed from `old` to `new` (None = absent)."""
-        delta = (old or 0) ^ (new or 0)
+        self.flip(key, (old or 0) ^ (new or 0), present=new is not None)
+
+    def flip(self, key: str, delta: int, *, present: bool) -> None:
+        """XOR `delta` into `key`'s identity (0 when it was absent); `present`: whether the key is
+        still held afterwards. What the store calls: its identities are XORs of version hashes."""
         index = self.bucket_of(key)
-        if new is None:
+        if present:
+            held = self.buckets.setdefault(index, {})
+            held[key] = held.get(key, 0) ^ delta
+        else:
             bucket = self.buckets.get(index)
             if bucket is not None:
                 bucket.pop(key, None)
                 if not bucket:
                     del self.buckets[index]
-        else:
-            self.buckets.setdefault(index, {})[key] = new
         if not delta:
             return
         for level in range(self.depth, -1, -1):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .budget import ByteBudget
-from .clock import HybridLogicalClock, hlc_physical_ms
+from .clock import HybridLogicalClock, hlc_physical_ms, vv_join_all
 from .effects import Confirmed, KeyChanged
 from .gc import TombstoneCollector
 from .lag import LagWindow
@@ -124,34 +124,36 @@ class Replication:
     def apply_entry(self, entry: Entry) -> bool:
         """Merge one received entry (events, lag and dissemination hooks included). True when it
         changed the store, False when it was refused, redundant or lost to what we hold."""
-        node = self.node
-        node.stats["entries_received"] += 1
-        reason = node.router.for_key(entry.key).validate(entry)
+        node, store = self.node, self.store
+        stats, now, key, origin = node.stats, node.now, entry.key, entry.origin
+        stats["entries_received"] += 1
+        resolver = node.router.for_key(key)
+        reason = resolver.validate(entry)
         if reason is not None:   # another resolver config, or a malformed state: never merge it
-            node.drop("bad_entry", f"{entry.key!r} from {entry.origin}: {reason}")
+            node.drop("bad_entry", f"{key!r} from {origin}: {reason}")
             return False
-        ahead_ms = hlc_physical_ms(entry.hlc) - int(node.now * 1000)
+        ahead_ms = hlc_physical_ms(entry.hlc) - int(now * 1000)
         if ahead_ms > node.limits.max_clock_skew_ms:
-            node.drop("clock_skew", f"{entry.key[:64]!r} from {entry.origin} is timestamped {ahead_ms} ms ahead of "
+            node.drop("clock_skew", f"{key[:64]!r} from {origin} is timestamped {ahead_ms} ms ahead of "
                                     f"this node's clock ([limits] max_clock_skew_ms)")
             return False
-        store = self.store
-        if entry.counter > self.evidence.get(entry.origin, 0):
-            self.evidence[entry.origin] = entry.counter
-        if self.gc.ignores(entry.key, entry.counter <= store.watermarks.get(entry.origin, 0)):
-            node.stats["entries_purged"] += 1   # a late copy of a key we garbage-collected
+        evidence = self.evidence
+        if entry.counter > evidence.get(origin, 0):
+            evidence[origin] = entry.counter
+        if self.gc.ignores(key, entry.counter <= store.watermarks.get(origin, 0)):
+            stats["entries_purged"] += 1   # a late copy of a key we garbage-collected
             return False
-        self.hlc.observe(entry.hlc, node.now)
-        before = store.versions(entry.key)
+        self.hlc.observe(entry.hlc, now)
+        before = store.versions(key)
         stored = store.apply(entry)
         if stored is None:
-            node.stats["entries_redundant"] += 1
+            stats["entries_redundant"] += 1
             return False
-        node.stats["entries_applied"] += 1
-        self.gc.touch(entry.key, node.now, bool(self.dead_versions(entry.key)))
-        if stored.origin != self.origin:
-            self.lag.record(node.now, stored.hlc)
-        node.emit(KeyChanged(stored.key, stored, "remote", before))
+        stats["entries_applied"] += 1
+        self.gc.touch(key, now, any(not resolver.live((v,)) for v in store.versions(key)))
+        if origin != self.origin:
+            self.lag.record(now, stored.hlc)
+        node.emit(KeyChanged(key, stored, "remote", before))
         node.dissemination.on_applied(node.ctx, stored)
         return True
 
@@ -171,11 +173,7 @@ class Replication:
                 continue
             if origin_node(origin) != sender:   # a claim about someone else's writes
                 if context is None:
-                    context = {}
-                    for entry in entries:
-                        for o, c in entry.vv.items():
-                            if c > context.get(o, 0):
-                                context[o] = c
+                    context = vv_join_all(entry.vv for entry in entries)
                 justified = max(self.evidence.get(origin, 0), context.get(origin, 0))
                 if mark > justified:
                     self.node.stats["coverage_refused"] += 1

@@ -111,6 +111,8 @@ def decode_context(token: str) -> dict[str, int]:
 
 
 def newest(versions: Sequence[Entry]) -> Entry:
+    if len(versions) == 1:
+        return versions[0]
     return max(versions, key=lambda e: (e.hlc, e.origin, e.counter))
 
 

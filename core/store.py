@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from .clock import vv_join_all
 from .hashing import blake2b
 from .limits import entry_size
 from .merkle import MerkleTree
@@ -49,6 +50,7 @@ class Store:
         self._by_origin: dict[str, dict[int, Entry]] = {}  # origin -> counter -> stored version
         self._counters: dict[str, list[int]] = {}         # origin -> sorted counters (lazy deletes)
         self._checksum = 0
+        self._checksum_text: str | None = None   # checksum() as sent on every message, until it changes
         self.live_keys = 0
         self.merkle = MerkleTree()   # kept equal to the checksum at its root; see merkle.py
         self.journal: list[tuple[bool, Entry]] | None = None   # (stored?, version) for durable storage
@@ -86,7 +88,10 @@ class Store:
 
     def checksum(self) -> str:
         """Order-independent digest of the store contents: equal on two nodes iff same state."""
-        return f"{self._checksum:016x}"
+        text = self._checksum_text
+        if text is None:
+            text = self._checksum_text = f"{self._checksum:016x}"
+        return text
 
     def digest(self) -> dict[str, int]:
         return dict(self.watermarks)
@@ -169,11 +174,7 @@ class Store:
         """Record a local write with dot (origin, counter). Without `vv`, its history extends
         every version of the key held here (the resolver passes the vv it built)."""
         if vv is None:
-            vv = {}
-            for previous in self.entries.get(key, ()):
-                for o, c in previous.vv.items():
-                    if c > vv.get(o, 0):
-                        vv[o] = c
+            vv = vv_join_all(previous.vv for previous in self.entries.get(key, ()))
             vv[origin] = counter
         # a plain tombstone carries no value; a state (multi-value, CRDT) is kept even when empty
         entry = self.seal(Entry(key, None if deleted and not kind else value, deleted, origin, counter, hlc, vv,
@@ -255,26 +256,31 @@ class Store:
     def _replace(self, old: Entry | None, new: Entry | None) -> None:
         """The one place versions come and go: drop `old`, keep `new` (same key; either may be
         None). Keeps checksum, Merkle leaf (XOR of the key's version identities), dot index,
-        live-key count and journal in step."""
+        live-key count and journal in step. Each version is hashed once: identities are XORs, so
+        the key's leaf changes by the same flip as the checksum."""
         key = (new or old).key  # type: ignore[union-attr]
         before = self.entries.get(key, ())
-        old_id = _identity(before)
-        after = tuple(v for v in before if old is None or v.dot != old.dot)
+        flip = 0
         if old is not None:
-            self._checksum ^= entry_hash(old)
+            flip = entry_hash(old)
+            after = tuple(v for v in before if v.dot != old.dot)
             self._by_origin[old.origin].pop(old.counter, None)
             if self.journal is not None:
                 self.journal.append((False, old))
+        else:
+            after = before
         if new is not None:
-            after = tuple(sorted((*after, new), key=lambda v: v.dot))
-            self._checksum ^= entry_hash(new)
+            flip ^= entry_hash(new)
+            after = (new,) if not after else tuple(sorted((*after, new), key=lambda v: v.dot))
             if self.journal is not None:
                 self.journal.append((True, new))
+        self._checksum ^= flip
+        self._checksum_text = None
         if after:
             self.entries[key] = after
         else:
             self.entries.pop(key, None)
-        self.merkle.update(key, old_id, _identity(after))
+        self.merkle.flip(key, flip, present=bool(after))
         live = bool(after) and self.router.for_key(key).live(after)
         if live != (key in self._live):
             (self._live.add if live else self._live.discard)(key)
@@ -308,13 +314,3 @@ class Store:
             if entry is not None:
                 out.append(entry)
         return out
-
-
-def _identity(versions: Sequence[Entry]) -> int | None:
-    """A key's identity in the Merkle tree: XOR of its versions' identities (None = absent)."""
-    if not versions:
-        return None
-    out = 0
-    for v in versions:
-        out ^= entry_hash(v)
-    return out

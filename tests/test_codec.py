@@ -70,7 +70,7 @@ def test_syn_round_trip_property(digest: dict[str, int], src: str, inc: int) -> 
        st.booleans(), st.text(max_size=12), st.integers(1, 2 ** 63 - 1), st.integers(0, 2 ** 63 - 1),
        st.dictionaries(st.text(max_size=10), st.integers(1, 2 ** 63 - 1), max_size=4), st.text(max_size=90),
        st.sampled_from(["", "mv", "crdt:orset"])))
-def test_entry_size_bounds_the_encoded_entry(entry: Entry) -> None:
-    """Byte budgets count `entry_size` instead of encoding: it must never undercount."""
+def test_entry_size_is_what_the_entry_adds_to_a_message(entry: Entry) -> None:
+    """Byte budgets count `entry_size`: exactly the bytes one more entry adds to a list of them."""
     from gossipmq.core.limits import entry_size
-    assert entry_size(entry) >= len(msgspec.json.encode(entry))
+    assert entry_size(entry) == len(msgspec.json.encode([entry, entry])) - len(msgspec.json.encode([entry]))
