@@ -2,6 +2,7 @@
 
     python benchmarks/b17_idle.py                                    # n = 100 .. 10,000
     python benchmarks/b17_idle.py --sizes 100000 --writers 10        # the lead's run
+    python benchmarks/b17_idle.py --sizes 100000 --writers 10 --overlays hyparview --modes rumor plumtree
 
 Idle = nobody writes. What a node still sends then: push, pull and push-pull open `fanout`
 digest exchanges per round, and a digest names every origin that ever wrote (W entries, ~30
@@ -20,6 +21,7 @@ Writes benchmarks/out/b17.json and benchmarks/out/b17.png.
 from __future__ import annotations
 
 import argparse
+import time
 
 from common import OUT, REGISTRY, load_note, print_table
 from scale_common import config, hyparview_for, plot, save, scenario
@@ -56,6 +58,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, nargs="+", default=[10, 0], help="W per run; 0 = every node")
     parser.add_argument("--all-writers-max", type=int, default=1000, help="largest n simulated with W = n")
     parser.add_argument("--swim", action="store_true", help="also measure SWIM's probe traffic (n = 1000)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--overlays", nargs="+", default=["full", "hyparview"], choices=["full", "hyparview"])
     args = parser.parse_args()
     print(f"# B17 started; {load_note()}", flush=True)
     rows = []
@@ -63,8 +67,8 @@ def main() -> None:
     for writers in args.writers:
         for n in args.sizes:
             w = writers or n
-            for mode in MODES:
-                for overlay in ("full", "hyparview"):
+            for mode in args.modes:
+                for overlay in args.overlays:
                     if writers == 0 and n > args.all_writers_max:
                         if mode == "push-pull k=3" and per_entry is not None:
                             base = next(r for r in rows if r["mode"] == mode and r["overlay"] == overlay
@@ -81,15 +85,19 @@ def main() -> None:
                             if same is not None:
                                 rows.append({**same, "writers": w, "model": True})
                         continue
+                    t0 = time.perf_counter()
                     row = idle(mode, overlay, n, w)
+                    row["wall_s"] = round(time.perf_counter() - t0, 1)
                     rows.append(row)
                     print(f"  {row}", flush=True)
             # bytes per second per digest entry, from the largest all-writers run so far
             if writers == 0 and n <= args.all_writers_max:
                 per_entry = {}
-                for overlay in ("full", "hyparview"):
-                    full_w = next(r for r in rows if r["mode"] == "push-pull k=3" and r["overlay"] == overlay
-                                  and r["n"] == n and r["writers"] == n)
+                for overlay in args.overlays:
+                    full_w = next((r for r in rows if r["mode"] == "push-pull k=3" and r["overlay"] == overlay
+                                   and r["n"] == n and r["writers"] == n), None)
+                    if full_w is None:
+                        continue
                     few = next((r for r in rows if r["mode"] == "push-pull k=3" and r["overlay"] == overlay
                                 and r["n"] == n and r["writers"] == 10), None)
                     if few is not None and n > 10:

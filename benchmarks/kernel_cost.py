@@ -177,7 +177,8 @@ def main() -> int:
         result: dict[str, Any] = {"table_us": table, "baseline": args.baseline}
     else:
         figures = measure(args)
-        print(f"kernel per-message cost, median of {args.repeats} runs (us; load {load:.2f} -> {os.getloadavg()[0]:.2f})")
+        print(f"kernel per-message cost, median of {args.repeats} runs "
+              f"(us; load {load:.2f} -> {os.getloadavg()[0]:.2f})")
         for name, value in figures.items():
             print(f"  {name:7s} {value:8.2f}")
         result = {"figures_us": figures}

@@ -7,6 +7,12 @@ peer selector. Payload only ever goes where the digest shows it is missing:
               and we send the delta (informed nodes infect others);
 * pull      - we send our digest; the peer answers with what we lack (uninformed nodes ask);
 * hybrid    - both in one exchange (chitchat's syn / syn-ack / ack).
+
+Quiet rounds. A peer that last reported our store checksum holds what we hold: an exchange with
+it would carry two digests and nothing else. While no membership update waits to ride along,
+such a peer is skipped - except one exchange per `idle_resync_ms` with one of them, so the
+digests that tombstone GC and context compaction read keep moving. News changes our checksum
+(or theirs, which every message carries), so it never waits for this.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ class RoundOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fanout: Fanout = 3                                            # peers per round, or "auto"
     fanout_c: Annotated[int, msgspec.Meta(ge=0, le=16)] = 1       # the c in "auto" = ceil(ln n) + c
     interval_ms: Annotated[int, msgspec.Meta(ge=10, le=600_000)] = 200  # time between rounds
+    #: with peers reporting our checksum, at most one exchange per this many ms (0: every pick)
+    idle_resync_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 1000
 
     def __post_init__(self) -> None:
         check_fanout(self.fanout)
@@ -53,6 +61,8 @@ class RoundBased(Dissemination):
         self.fanout = options.fanout
         self.fanout_c = options.fanout_c
         self.interval = options.interval_ms / 1000
+        self.idle_resync = options.idle_resync_ms / 1000
+        self._next_resync = 0.0   # when an agreeing peer may next get an exchange
 
     def start(self, ctx: Context) -> None:
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval, first=True))
@@ -62,9 +72,19 @@ class RoundBased(Dissemination):
 
     def on_timer(self, ctx: Context, timer: Timer) -> None:
         peers = ctx.select_peers(resolve_fanout(self.fanout, self.fanout_c, len(ctx.members.reachable_ids()) + 1))
+        quiet = self.idle_resync > 0 and not len(ctx.broadcasts)
+        mine = ctx.store.checksum() if quiet else None
+        contacts = 0
         for peer in peers:
+            if quiet and ctx.peer_roots.get(peer) == mine:
+                if ctx.now < self._next_resync:
+                    continue
+                self._next_resync = ctx.now + self.idle_resync
             ctx.start_sync(peer, self.mode)
-        ctx.round_completed({"contacts": len(peers), "mode": self.mode})
+            contacts += 1
+        if contacts < len(peers):
+            ctx.count("syncs_skipped_agreed", len(peers) - contacts)
+        ctx.round_completed({"contacts": contacts, "mode": self.mode})
         ctx.schedule(self.concern, "round", ctx.round_delay(self.interval))
 
 

@@ -1,0 +1,95 @@
+"""Quiet rounds (plugins/dissemination.py): a round skips the digest exchange with a peer that
+last reported our store checksum, keeps one exchange per `idle_resync_ms`, and never holds back
+news, membership updates or tombstone GC. With SWIM (the LAN preset): gossip-style heartbeats
+are membership updates, so with `heartbeat` every round carries news and none is quiet."""
+from __future__ import annotations
+
+from typing import Any
+
+from gossipmq.core.config import parse_config
+from gossipmq.transports.memory import MemoryNetwork, checksums, make_nodes
+from tests.helpers import memory_cluster, registry
+
+N = 6
+
+
+def cluster(idle_resync_ms: int | None = None, **storage: Any) -> tuple[MemoryNetwork, list[str]]:
+    dissemination: dict[str, Any] = {"strategy": "hybrid", "fanout": 2, "interval_ms": 200}
+    if idle_resync_ms is not None:
+        dissemination["idle_resync_ms"] = idle_resync_ms
+    doc: dict[str, Any] = {"dissemination": dissemination, "failure_detection": {"strategy": "swim"}}
+    if storage:
+        doc["storage"] = storage
+    net = MemoryNetwork(seed=1)
+    addrs = [net.add(node).address for node in make_nodes(parse_config(doc, registry()), registry(), N, seed=1)]
+    assert net.wait_for(lambda: all(len(n.members.reachable_ids()) == N - 1 for n in net.nodes.values()), 10.0)
+    return net, addrs
+
+
+def settle(net: MemoryNetwork, addrs: list[str]) -> None:
+    """A write everywhere, then until no membership update waits to ride along."""
+    net.put(addrs[0], "k", "v")
+    assert net.wait_for(lambda: len(set(checksums(net).values())) == 1
+                        and all(not len(n.cluster.broadcasts) for n in net.nodes.values()), 30.0)
+
+
+def syns_sent(net: MemoryNetwork) -> int:
+    return sum(n.stats["out.syn"] for n in net.nodes.values())
+
+
+def idle_syn_rate(net: MemoryNetwork, seconds: float = 10.0) -> float:
+    """Digest exchanges opened per node per second over an idle window."""
+    before = syns_sent(net)
+    net.run_for(seconds)
+    return (syns_sent(net) - before) / N / seconds
+
+
+def time_to_all(net: MemoryNetwork, addrs: list[str], key: str) -> float:
+    start = net.now
+    net.put(addrs[-1], key, "news")
+    assert net.wait_for(lambda: all(n.store.get(key) is not None for n in net.nodes.values()), 10.0)
+    return net.now - start
+
+
+def test_an_idle_cluster_exchanges_one_digest_per_resync_interval_instead_of_fanout_per_round() -> None:
+    net, addrs = cluster()
+    settle(net, addrs)
+    rate = idle_syn_rate(net)
+    # default: about one exchange per second per node (fanout 2 / 0.2 s would be 10); a peer whose
+    # last word predates the write still looks different until it sends us something again
+    assert rate <= 2.0, rate
+    assert all(n.stats["syncs_skipped_agreed"] > 0 for n in net.nodes.values())
+
+    every_round, addrs0 = cluster(idle_resync_ms=0)
+    settle(every_round, addrs0)
+    assert idle_syn_rate(every_round) >= 9.5   # 0 keeps the exchange with every pick
+    assert all(n.stats["syncs_skipped_agreed"] == 0 for n in every_round.nodes.values())
+
+
+def test_news_after_a_quiet_spell_spreads_as_fast_as_with_every_exchange() -> None:
+    quiet, addrs = cluster()
+    settle(quiet, addrs)
+    quiet.run_for(10.0)
+    loud, addrs0 = cluster(idle_resync_ms=0)
+    settle(loud, addrs0)
+    loud.run_for(10.0)
+    t_quiet, t_loud = time_to_all(quiet, addrs, "news"), time_to_all(loud, addrs0, "news")
+    assert t_quiet <= t_loud + 0.2, (t_quiet, t_loud)   # at most one round apart
+
+
+def test_gossiped_heartbeats_are_news_so_no_round_is_quiet() -> None:
+    net, addrs = memory_cluster(N, {"dissemination": {"strategy": "hybrid", "fanout": 2, "interval_ms": 200}})
+    net.put(addrs[0], "k", "v")
+    assert net.wait_for(lambda: len(set(checksums(net).values())) == 1, 10.0)
+    assert idle_syn_rate(net) >= 9.5
+    assert all(n.stats["syncs_skipped_agreed"] == 0 for n in net.nodes.values())
+
+
+def test_a_tombstone_still_becomes_stable_and_is_purged_while_rounds_are_quiet() -> None:
+    net, addrs = cluster(tombstone_ttl_ms=3_600_000, gc_interval_ms=200)
+    settle(net, addrs)
+    net.run_for(5.0)
+    net.delete(addrs[1], "k")
+    assert net.wait_for(lambda: all(not n.store.versions("k") for n in net.nodes.values()), 60.0), \
+        "the tombstone was never purged: quiet rounds starved the digests GC reads"
+    assert all(n.replication.gc.stats.get("gc_purged_stable") == 1 for n in net.nodes.values())
