@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 CONTEXT_API = (
     "node_id", "address", "tags", "now", "incarnation", "rng", "members", "overlay", "coordinates", "store",
     "gossip", "limits",
-    "broadcasts", "peer_roots", "stats",
+    "broadcasts", "peer_roots", "peers_agree", "stats",
     "send", "send_to_address", "schedule", "round_delay", "select_peers", "start_sync", "bump_heartbeat",
     "suspect", "declare_dead", "gossip_claim", "round_completed", "apply_entry", "payload_allowance",
     "spend_payload", "count", "drop", "self_update",
@@ -117,6 +117,12 @@ class StrategyContext:
         if lag.fresh:
             stats.update(lag.summary(node.now))
         node.emit(RoundCompleted(node.round, stats))
+
+    def peers_agree(self) -> bool:
+        """Did every member this node heard from last report our store checksum? (O(1); False
+        means news is in flight somewhere this node has heard of.)"""
+        node = self._node
+        return node.convergence.all_report(node.store.checksum())
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump the counter `name` (shown by `gossipctl info` and exported as a metric)."""

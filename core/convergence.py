@@ -5,6 +5,7 @@ member. Agreement is the cheap, read-only observable operators and `status --wai
 use; `since` says for how long it has held (checked every `[gossip] convergence_check_ms`)."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from .timers import KERNEL
@@ -18,15 +19,33 @@ class Convergence:
         self.node = node
         #: member -> the store checksum it last reported (strategies read it as ctx.peer_roots)
         self.peer_sums: dict[str, str] = {}
+        self._reports: Counter[str] = Counter()   # checksum -> how many members last reported it
         #: when agreement was first seen by the periodic check; None while the replicas differ
         self.since: float | None = None
 
     def heard(self, member_id: str, checksum: str) -> None:
-        self.peer_sums[member_id] = checksum
+        old = self.peer_sums.get(member_id)
+        if old != checksum:
+            self.peer_sums[member_id] = checksum
+            self._count(old, -1)
+            self._count(checksum, 1)
 
     def forget(self, member_id: str) -> None:
         """`member_id` left the view: its last report no longer counts."""
-        self.peer_sums.pop(member_id, None)
+        self._count(self.peer_sums.pop(member_id, None), -1)
+
+    def all_report(self, checksum: str) -> bool:
+        """Did every member we heard from last report `checksum`? O(1): no news is in flight
+        that this node knows of (quiet rounds read it)."""
+        return self._reports.get(checksum, 0) == len(self.peer_sums)
+
+    def _count(self, checksum: str | None, delta: int) -> None:
+        if checksum is not None:
+            left = self._reports[checksum] + delta
+            if left:
+                self._reports[checksum] = left
+            else:
+                del self._reports[checksum]
 
     def agrees(self) -> bool:
         """Do all reachable members last report our checksum? O(n), read-only."""

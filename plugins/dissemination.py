@@ -8,11 +8,14 @@ peer selector. Payload only ever goes where the digest shows it is missing:
 * pull      - we send our digest; the peer answers with what we lack (uninformed nodes ask);
 * hybrid    - both in one exchange (chitchat's syn / syn-ack / ack).
 
-Quiet rounds. A peer that last reported our store checksum holds what we hold: an exchange with
-it would carry two digests and nothing else. While no membership update waits to ride along,
-such a peer is skipped - except one exchange per `idle_resync_ms` with one of them, so the
-digests that tombstone GC and context compaction read keep moving. News changes our checksum
-(or theirs, which every message carries), so it never waits for this.
+Quiet rounds (push and push-pull). A peer that last reported our store checksum holds what we
+hold: an exchange with it would carry two digests and nothing else. While every member this
+node heard from reports our checksum (no news in flight that it knows of) and no membership
+update waits to ride along, such a peer is skipped - except one exchange per `idle_resync_ms`
+with one of them, so the digests that tombstone GC and context compaction read keep moving. The
+first message from a node with news (every envelope carries its checksum) ends the quiet: the
+rounds are full push-pull again until every report agrees. Pull rounds are never quiet: the
+uninformed side opens them, and it cannot know who has news before they speak.
 """
 from __future__ import annotations
 
@@ -62,6 +65,9 @@ class RoundBased(Dissemination):
         self.fanout_c = options.fanout_c
         self.interval = options.interval_ms / 1000
         self.idle_resync = options.idle_resync_ms / 1000
+        #: only where the informed side opens exchanges: a pulling node that skipped a peer it
+        #: wrongly believes equal would wait for that peer to speak first
+        self.quiet = self.idle_resync > 0 and self.mode != "pull"
         self._next_resync = 0.0   # when an agreeing peer may next get an exchange
 
     def start(self, ctx: Context) -> None:
@@ -72,7 +78,7 @@ class RoundBased(Dissemination):
 
     def on_timer(self, ctx: Context, timer: Timer) -> None:
         peers = ctx.select_peers(resolve_fanout(self.fanout, self.fanout_c, len(ctx.members.reachable_ids()) + 1))
-        quiet = self.idle_resync > 0 and not len(ctx.broadcasts)
+        quiet = self.quiet and not len(ctx.broadcasts) and ctx.peers_agree()
         mine = ctx.store.checksum() if quiet else None
         contacts = 0
         for peer in peers:
