@@ -215,7 +215,7 @@ def main() -> None:
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     ap.add_argument("--trials", type=int, default=5, help="puts timed until visible on every node")
     ap.add_argument("--poll", type=float, default=0.01, help="get poll period while waiting for a key (s)")
-    ap.add_argument("--interval", type=float, default=0.5, help="the config's gossip interval (spaces the puts)")
+    ap.add_argument("--interval", type=float, default=0.2, help="the config's gossip interval (spaces the puts)")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "lan.toml")
     add_guard_options(ap)
     args = ap.parse_args()
