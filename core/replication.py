@@ -150,7 +150,7 @@ class Replication:
             stats["entries_redundant"] += 1
             return False
         stats["entries_applied"] += 1
-        self.gc.touch(key, now, any(not resolver.live((v,)) for v in store.versions(key)))
+        self.gc.touch(key, now, bool(self.dead_versions(key)))
         if origin != self.origin:
             self.lag.record(now, stored.hlc)
         node.emit(KeyChanged(key, stored, "remote", before))
