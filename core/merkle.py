@@ -89,13 +89,10 @@ class MerkleTree:
         return keys, compared
 
     # -- writing ---------------------------------------------------------------------------
-    def update(self, key: str, old: int | None, new: int | None) -> None:
-        """The entry identity stored under `key` changed from `old` to `new` (None = absent)."""
-        self.flip(key, (old or 0) ^ (new or 0), present=new is not None)
-
     def flip(self, key: str, delta: int, *, present: bool) -> None:
         """XOR `delta` into `key`'s identity (0 when it was absent); `present`: whether the key is
-        still held afterwards. What the store calls: its identities are XORs of version hashes."""
+        still held afterwards. A key's identity is the XOR of its versions' hashes, so the store
+        passes the same flip it applies to its checksum."""
         index = self.bucket_of(key)
         if present:
             held = self.buckets.setdefault(index, {})

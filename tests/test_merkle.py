@@ -36,15 +36,15 @@ def test_root_is_the_store_checksum_through_writes_deletes_and_merges():
     rebuilt = MerkleTree()
     for key, entry in store.items():
         from gossipmq.core.store import entry_hash
-        rebuilt.update(key, None, entry_hash(entry))
+        rebuilt.flip(key, entry_hash(entry), present=True)
     assert rebuilt.levels == store.merkle.levels
 
 
-def test_update_back_and_forth_leaves_no_residue():
+def test_flip_back_and_forth_leaves_no_residue():
     tree = MerkleTree(4, 3)
-    tree.update("a", None, 12345)
-    tree.update("a", 12345, 999)
-    tree.update("a", 999, None)
+    tree.flip("a", 12345, present=True)          # absent -> 12345
+    tree.flip("a", 12345 ^ 999, present=True)    # 12345 -> 999
+    tree.flip("a", 999, present=False)           # 999 -> absent
     assert tree.root == 0 and all(not level for level in tree.levels) and not tree.buckets
 
 
