@@ -14,7 +14,11 @@ Also: the library in a process (a Node and its ZmqRuntime running in asyncio, no
 Python, both measured inside the process; and `PYTHONPROFILEIMPORTTIME=1 gossipctl run` (python -X
 importtime) until the node answers: the top-level imports by cumulative time and the packages by
 their modules' total self time (the CLI framework, rich, matplotlib, nacl should not load for
-`run`). Writes benchmarks/out/b22.json.
+`run`). Bytecode: `pip install` compiles every module to bytecode, so an installed node never compiles
+source at start. An editable install under PYTHONDONTWRITEBYTECODE=1 (as some dev shells and
+containers set) would, on every start (~0.1 s more here). The benchmark therefore compiles the
+package's modules first (compileall, into the usual __pycache__ folders) unless --no-compile.
+Writes benchmarks/out/b22.json.
 """
 from __future__ import annotations
 
@@ -94,6 +98,19 @@ def smaps(pid: int) -> dict[str, float]:
     for field in ("Pss", "Private_Clean", "Private_Dirty"):
         out[field] = status_field(text, field)
     return out
+
+
+def compile_package() -> int:
+    """Compile gossipmq's modules to bytecode as `pip install` does; the number of package folders."""
+    import compileall
+    import importlib
+
+    folders = 0
+    for name in ("gossipmq", "gossipmq.core", "gossipmq.plugins", "gossipmq.transports", "gossipmq.cli"):
+        for folder in importlib.import_module(name).__path__:
+            compileall.compile_dir(folder, maxlevels=0, quiet=1)
+            folders += 1
+    return folders
 
 
 def one_run(args: argparse.Namespace, i: int, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
@@ -178,6 +195,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=20.0, help="give up on a node that does not answer (s)")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "hybrid.toml")
     ap.add_argument("--top", type=int, default=15, help="import rows to print")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not compile the package to bytecode first (measures a start that compiles source "
+                         "when no bytecode is cached, e.g. an editable install under PYTHONDONTWRITEBYTECODE=1)")
     add_guard_options(ap)
     args = ap.parse_args()
     guard = LoadGuard(args.force, args.settle)
@@ -185,7 +205,9 @@ def main() -> None:
     print(f"# B22 footprint: {args.runs} starts of `{how} run` ({args.config.name}); {read_loadavg()['raw']} "
           f"(/proc/loadavg)", flush=True)
     figures: list[dict[str, Any]] = []
-    details: dict[str, Any] = {"launcher": how}
+    details: dict[str, Any] = {"launcher": how, "bytecode": "as found" if args.no_compile else "compiled first"}
+    if not args.no_compile:
+        print(f"# compiled {compile_package()} package folders to bytecode first (as pip install does)", flush=True)
     with guard.measure("B22 starts and idle RSS") as m_runs:
         rows = []
         if not m_runs.refused:
