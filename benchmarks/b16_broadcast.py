@@ -46,7 +46,7 @@ def run_cell(mode: str, overlay: str, n: int, writes: int, seed: int) -> dict:
     t0 = time.perf_counter()
     sim = Simulation(cfg, REGISTRY, scenario(n, seed=seed))
     meter = TypeBytes(sim)
-    sim.net.run_until(0.0)
+    sim.advance(0.0)
     results = []
     for _ in range(writes):
         writer = sim.live_addresses()[sim.rng.randrange(n)]

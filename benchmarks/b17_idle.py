@@ -41,10 +41,10 @@ def idle(mode: str, overlay: str, n: int, writers: int, detector: dict | None = 
         node.store.watermarks.update(marks)
     round_based = mode != "plumtree"
     window = 5 * sim.interval if round_based and overlay == "full" else 20.0
-    sim.net.run_until(10.0)   # past start-up (each node's own membership claim is gossiped L times first)
+    sim.advance(10.0)   # past start-up (each node's own membership claim is gossiped L times first)
     sim.reset_counters()
     start = sim.net.now
-    sim.net.run_until(start + window)
+    sim.advance(start + window)
     msgs, nbytes = sum(sim.per_node["messages_sent"]), sum(sim.per_node["bytes_sent"])
     sim.net.nodes.clear()
     return {"mode": mode, "overlay": overlay, "n": n, "writers": min(writers, n),

@@ -44,10 +44,10 @@ def run(cell: str, n: int, fraction: float, rounds: int, seed: int) -> dict:
     crashed_at = sim.net.now
     writes: list[tuple[int, str, float]] = []
     for r in range(rounds):
-        sim.net.run_until(crashed_at + r * sim.interval)
+        sim.advance(crashed_at + r * sim.interval)
         survivors = sim.live_addresses()
         writes += [(r, key, sim.net.now) for key in sim.inject([survivors[sim.rng.randrange(len(survivors))]])]
-    sim.net.run_until(crashed_at + rounds * sim.interval + WINDOW_S)
+    sim.advance(crashed_at + rounds * sim.interval + WINDOW_S)
     reach = []
     for r, key, _ in writes:
         u = sim.tracked[key]

@@ -54,7 +54,7 @@ def run(cell: str, n: int, seed: int, train_s: float) -> dict:
     sim = Simulation(cfg, REGISTRY, scenario(n, seed=seed, zones=3, latency_ms=(5.0, 5.0), cross_zone_ms=(50.0, 50.0),
                                              detector=True))
     meter = TypeBytes(sim)
-    sim.net.run_until(train_s)                     # SWIM probes train the coordinates
+    sim.advance(train_s)                     # SWIM probes train the coordinates
     writers = [sim.addresses[i] for i in (0, 3, 1, 4, 2, 5)]   # zones 0, 0, 1, 1, 2, 2
     for _ in range(4):
         for w in writers:

@@ -106,7 +106,7 @@ def broadcast(sim: Simulation, writers: Iterable[str], *, rounds: int, meter: Ty
     live = sim.scenario.nodes - len(sim.crashed)
     done_round = None
     for r in range(1, rounds + 1):
-        sim.net.run_until(start + r * sim.interval)
+        sim.advance(start + r * sim.interval)
         counts = [len(sim.informed[u] - sim.crashed) for u in range(first, first + len(keys))]
         if done_round is None and all(c == live for c in counts):
             done_round = r

@@ -43,6 +43,31 @@ def test_same_seed_same_result_other_seed_other_result():
     assert run(5) != run(6)
 
 
+def test_rounds_pause_the_cyclic_collector_and_restore_it():
+    """Simulation.advance runs a round with automatic collections off (they rescanned every
+    survivor again and again) and leaves the collector as it found it; results do not depend on it."""
+    import gc
+
+    def run():
+        return simulation({"strategy": "hybrid", "fanout": 2}, nodes=200, rounds=8, seed=3).run().rows
+    assert gc.isenabled()
+    with_gc = run()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        without = run()
+        assert not gc.isenabled()   # not switched on behind the caller's back
+    finally:
+        gc.enable()
+    assert with_gc == without
+    sim = simulation({"strategy": "hybrid", "fanout": 2}, nodes=50, rounds=2, seed=3)
+    enabled_inside = []
+    run_until = sim.net.run_until
+    sim.net.run_until = lambda t, stop=None: (enabled_inside.append(gc.isenabled()), run_until(t, stop))[1]
+    sim.advance(0.5)
+    assert enabled_inside == [False] and gc.isenabled()
+
+
 def test_crashed_nodes_are_excluded_and_waste_contacts():
     result = simulation({"strategy": "push", "fanout": 1}, nodes=500, rounds=40, seed=3, crash=0.2).run()
     assert result.live == 400
