@@ -5,7 +5,10 @@ of the key (crc32, the same on every node and every run). A leaf's hash is the X
 64-bit identities (`store.entry_hash`: key, origin, counter) of the entries in it, tombstones
 included; an inner node's hash is the XOR of its children. XOR makes every update O(depth):
 a changed entry flips the same 64 bits on its leaf and on each ancestor, so the tree is kept
-current on every store change without rehashing anything. The root is then the XOR of all
+current on every store change without rehashing anything. The ancestors are flipped lazily: a
+write records its flip against its leaf, and the first read of an inner node applies every
+recorded flip level by level, so a delta of 64 writes costs 64 leaf updates and one pass up the
+shared ancestors instead of 64 * depth updates (reads come once per anti-entropy round). The root is then the XOR of all
 entry identities - exactly the store checksum every message already carries.
 
 The tree is sparse (dicts of non-zero nodes), so ten thousand simulated nodes holding a few
@@ -24,7 +27,7 @@ from collections.abc import Iterable, Iterator
 
 
 class MerkleTree:
-    __slots__ = ("branching", "depth", "leaves", "levels", "buckets")
+    __slots__ = ("branching", "depth", "leaves", "_levels", "_pending", "buckets")
 
     def __init__(self, branching: int = 16, depth: int = 4) -> None:
         if branching < 2 or depth < 1:
@@ -32,12 +35,19 @@ class MerkleTree:
         self.branching = branching
         self.depth = depth
         self.leaves = branching ** depth
-        #: levels[l][i] = hash of node i at level l (0 = root, depth = leaves); absent = 0
-        self.levels: list[dict[int, int]] = [{} for _ in range(depth + 1)]
+        self._levels: list[dict[int, int]] = [{} for _ in range(depth + 1)]
+        self._pending: dict[int, int] = {}   # leaf -> XOR of the flips not yet applied to the levels
         #: leaf bucket -> {key: entry identity}
         self.buckets: dict[int, dict[str, int]] = {}
 
     # -- reading ---------------------------------------------------------------------------
+    @property
+    def levels(self) -> list[dict[int, int]]:
+        """levels[l][i] = hash of node i at level l (0 = root, depth = leaves); absent = 0."""
+        if self._pending:
+            self._settle()
+        return self._levels
+
     @property
     def root(self) -> int:
         return self.levels[0].get(0, 0)
@@ -103,13 +113,29 @@ class MerkleTree:
                 bucket.pop(key, None)
                 if not bucket:
                     del self.buckets[index]
-        if not delta:
-            return
-        for level in range(self.depth, -1, -1):
-            nodes = self.levels[level]
-            value = nodes.get(index, 0) ^ delta
-            if value:
-                nodes[index] = value
+        if delta:
+            pending = self._pending
+            left = pending.get(index, 0) ^ delta
+            if left:
+                pending[index] = left
             else:
-                nodes.pop(index, None)
-            index //= self.branching
+                del pending[index]
+
+    def _settle(self) -> None:
+        """Apply the recorded flips to every level, leaves first; flips that meet at an
+        ancestor are combined before it is touched."""
+        flips, self._pending = self._pending, {}
+        for level in range(self.depth, -1, -1):
+            nodes = self._levels[level]
+            for index, delta in flips.items():
+                value = nodes.get(index, 0) ^ delta
+                if value:
+                    nodes[index] = value
+                else:
+                    nodes.pop(index, None)
+            if level:
+                above: dict[int, int] = {}
+                for index, delta in flips.items():
+                    parent = index // self.branching
+                    above[parent] = above.get(parent, 0) ^ delta
+                flips = {i: d for i, d in above.items() if d}

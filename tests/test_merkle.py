@@ -48,6 +48,33 @@ def test_flip_back_and_forth_leaves_no_residue():
     assert tree.root == 0 and all(not level for level in tree.levels) and not tree.buckets
 
 
+def test_inner_nodes_applied_lazily_read_the_same_as_computed_from_the_leaves():
+    """Flips reach the inner levels on the first read after them (batched per delta): whatever
+    the interleaving of flips and reads, every level equals the XOR of its leaves' identities."""
+    rng = random.Random(4)
+    tree = MerkleTree(4, 3)
+    held: dict[str, int] = {}
+    for step in range(2000):
+        key = f"k{rng.randrange(300)}"
+        new = rng.choice([0, rng.getrandbits(64)])
+        old = held.pop(key, 0)
+        if new:
+            held[key] = new
+        tree.flip(key, old ^ new, present=bool(new))
+        if step % rng.choice([1, 7, 64]) == 0:
+            expected: list[dict[int, int]] = [{} for _ in range(tree.depth + 1)]
+            for k, identity in held.items():
+                index = tree.bucket_of(k)
+                for level in range(tree.depth, -1, -1):
+                    expected[level][index] = expected[level].get(index, 0) ^ identity
+                    index //= tree.branching
+            assert tree.levels == [{i: h for i, h in level.items() if h} for level in expected]
+            root = 0
+            for identity in held.values():
+                root ^= identity
+            assert tree.root == root
+
+
 @pytest.mark.parametrize("d", [0, 1, 7, 60])
 def test_diff_finds_exactly_the_differing_keys(d):
     a, entries = filled(5000)
