@@ -11,12 +11,15 @@ import logging
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import zmq
 
 import gossipmq
 from gossipmq.core.messages import origin_node
@@ -574,3 +577,79 @@ def test_a_raising_strategy_timer_is_counted_logged_once_and_retried(ctl_dir: Pa
         run(scenario())
     failed = [r.getMessage() for r in caplog.records if "failed; retrying" in r.getMessage()]
     assert len(failed) == 2, failed   # once per agent, although each failed three times
+
+
+
+# ---- the control channel's event-loop callback ------------------------------------------------------
+def _pipelined(endpoint: str, requests: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Send every request at once on one DEALER, then collect the replies (bounded by `timeout`)."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        for payload in requests:
+            sock.send_multipart([b"", orjson.dumps(payload)])
+        replies: list[dict[str, Any]] = []
+        end = time.monotonic() + timeout
+        while len(replies) < len(requests) and time.monotonic() < end:
+            if sock.poll(100):
+                replies.append(orjson.loads(sock.recv_multipart()[-1]))
+        return replies
+    finally:
+        sock.close()
+
+
+def test_a_pipelined_burst_past_one_batch_is_answered_in_full_and_monitors_hear_heartbeats(ctl_dir: Path) -> None:
+    """The control socket wakes a loop callback that answers BATCH requests per turn: a burst of
+    several batches queued at once is answered request by request (none lost to ZeroMQ's
+    edge-triggered descriptor), and an attached monitor hears a heartbeat every 2 s."""
+    from gossipmq.transports.control import ControlServer
+
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 1) as (a,):
+            endpoint = f"ipc://{ctl_dir}/n0.ctl"
+            n = 3 * ControlServer.BATCH + 7
+            puts = [{"cmd": "put", "key": f"burst/{i}", "value": i, "id": i} for i in range(n)]
+            replies = await asyncio.to_thread(_pipelined, endpoint, puts, WAIT)
+            assert sorted(r["id"] for r in replies) == list(range(n))
+            assert all(r["ok"] for r in replies)
+            assert all(a.get(f"burst/{i}") == i for i in range(n))
+            # a request that arrives alone, long after the burst, is still seen
+            assert (await asyncio.to_thread(request, endpoint, {"cmd": "get", "key": "burst/5"}))["value"] == 5
+
+            def monitor() -> list[dict[str, Any]]:
+                sock = zmq.Context.instance().socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                try:
+                    sock.connect(endpoint)
+                    sock.send_multipart([b"", orjson.dumps({"cmd": "monitor", "logs": False})])
+                    lines: list[dict[str, Any]] = []
+                    end = time.monotonic() + ControlServer.HEARTBEAT_S + WAIT
+                    while time.monotonic() < end and not any("heartbeat" in x for x in lines):
+                        if sock.poll(100):
+                            lines.append(orjson.loads(sock.recv_multipart()[-1]))
+                    return lines
+                finally:
+                    sock.close()
+            lines = await asyncio.to_thread(monitor)
+            assert lines[0]["ok"] and any("heartbeat" in x for x in lines), lines
+    run(scenario())
+
+
+def test_a_failure_inside_the_control_callback_stops_the_node_and_names_it(
+        ctl_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`_ready` runs as a loop callback, outside any task: what escapes it must still end the
+    supervised control task, so the node stops with the reason instead of going deaf."""
+    caplog.set_level(logging.ERROR, logger="gossipmq")
+
+    async def scenario() -> None:
+        agent = make("s", free_ports(1)[0], ctl_dir)
+        with pytest.raises(RuntimeFailure, match="control task failed: RuntimeError\\('wires crossed'\\)"):
+            async with agent:
+                def broken(batch: list[list[bytes]]) -> None:
+                    raise RuntimeError("wires crossed")
+                agent.runtime.control._handle_batch = broken   # type: ignore[union-attr,method-assign]
+                await asyncio.to_thread(_pipelined, f"ipc://{ctl_dir}/s.ctl", [{"cmd": "status"}], 1.0)
+                await asyncio.wait_for(agent.wait_closed(), WAIT)
+    run(scenario())
+    assert any("the control task failed" in r.getMessage() for r in caplog.records)

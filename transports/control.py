@@ -463,6 +463,7 @@ class ControlServer:
     """The node side of the control channel (see module docstring)."""
 
     BATCH = 256          # requests handled per turn of the event loop (then it yields)
+    HEARTBEAT_S = 2.0    # a monitor hears from the node at least this often
 
     def __init__(self, runtime: ZmqRuntime, endpoint: str, token: str = "") -> None:
         self.runtime = runtime
@@ -475,6 +476,11 @@ class ControlServer:
         self._path: str | None = None
         self.requests = 0
         self.errors = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failed: asyncio.Future[None] | None = None   # set by a failure inside `_ready`
+        self._kicked = False       # a `_ready` is already scheduled
+        self._serving = False      # inside `_ready`: it looks at the queue itself after its sends
+        self._beat: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def bind(self, actx: zmq.asyncio.Context) -> None:
@@ -533,34 +539,69 @@ class ControlServer:
 
     # -- serving ---------------------------------------------------------------------------------
     async def serve(self) -> None:
-        """Answer requests until cancelled; batches of up to BATCH per turn, then yield."""
-        sock = self.sock
-        assert sock is not None
-        drain = self._sync
-        heartbeat = asyncio.get_running_loop().time()
-        while True:
-            if not await sock.poll(1000 if self.monitors else None):
-                heartbeat = self._heartbeat(heartbeat)
-                continue
+        """Answer requests until cancelled. The socket's descriptor wakes `_ready` straight from
+        the event loop (no future per wake-up: a request that arrives alone costs half as much);
+        a failure inside it ends this task, so the runtime's supervision sees it."""
+        assert self.sock is not None
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._failed = failed = loop.create_future()
+        fd = self._sync.get(zmq.FD)
+        loop.add_reader(fd, self._ready)
+        loop.call_soon(self._ready)   # requests queued before the reader was added
+        try:
+            await failed
+        finally:
+            loop.remove_reader(fd)
+            if self._beat is not None:
+                self._beat.cancel()
+                self._beat = None
+
+    def _ready(self) -> None:
+        """Up to BATCH queued requests, answered; more left waiting come on the next turn, after
+        the receive loop and timers (a flood of puts must never starve heartbeats)."""
+        self._kicked = False
+        failed = self._failed
+        if self.sock is None or failed is None or failed.done():
+            return
+        try:
+            drain = self._sync
             batch: list[list[bytes]] = []
             while len(batch) < self.BATCH:
                 try:
                     batch.append(drain.recv_multipart(flags=zmq.NOBLOCK))
                 except zmq.Again:
                     break
-            await self._handle_batch(batch)
-            heartbeat = self._heartbeat(heartbeat)
-            await asyncio.sleep(0)   # let the receive loop and timers run between batches
+            if batch:
+                self._serving = True
+                try:
+                    self._handle_batch(batch)
+                finally:
+                    self._serving = False
+            # ZeroMQ's descriptor is edge-triggered and a send may consume the edge of a request
+            # that arrived meanwhile: look again whenever something may still be queued.
+            if len(batch) == self.BATCH or drain.get(zmq.EVENTS) & zmq.POLLIN:
+                self._kick()
+        except BaseException as exc:   # ends serve(): the runtime logs it and stops the node
+            if not failed.done():
+                failed.set_exception(exc)
 
-    def _heartbeat(self, last: float) -> float:
-        now = asyncio.get_running_loop().time()
-        if self.monitors and now - last >= 2.0:
-            for client in list(self.monitors):
-                self._send(client, {"heartbeat": time.time()})
-            return now
-        return last
+    def _kick(self) -> None:
+        """Run `_ready` on the next loop turn (once, however often asked)."""
+        if not self._kicked and self._loop is not None:
+            self._kicked = True
+            self._loop.call_soon(self._ready)
 
-    async def _handle_batch(self, batch: list[list[bytes]]) -> None:
+    def _heartbeat(self) -> None:
+        """Every 2 s while monitors are attached: a line that tells them the node is alive."""
+        self._beat = None
+        if not self.monitors or self._loop is None:
+            return
+        for client in list(self.monitors):
+            self._send(client, {"heartbeat": time.time()})
+        self._beat = self._loop.call_later(self.HEARTBEAT_S, self._heartbeat)
+
+    def _handle_batch(self, batch: list[list[bytes]]) -> None:
         runtime = self.runtime
         replies: list[tuple[bytes, dict[str, Any]]] = []
         pending: list[tuple[bytes, Request, asyncio.Future[Any]]] = []
@@ -694,6 +735,8 @@ class ControlServer:
             return False
         try:
             self._sync.send_multipart([client, b"", orjson.dumps(reply, default=str)], flags=zmq.NOBLOCK)
+            if not self._serving:
+                self._kick()   # this send may have consumed the edge of a request queued meanwhile
             return True
         except zmq.ZMQError as exc:   # the client went away (EHOSTUNREACH) or reads too slowly (EAGAIN)
             if (exc.errno == errno.EHOSTUNREACH or exc.errno == zmq.EHOSTUNREACH) and client in self.monitors:
@@ -708,6 +751,8 @@ class ControlServer:
             self._handler = _MonitorHandler(self)
             logging.getLogger("gossipmq").addHandler(self._handler)
         self._monitor_level()
+        if self._beat is None and self._loop is not None:
+            self._beat = self._loop.call_later(self.HEARTBEAT_S, self._heartbeat)
         return {"monitoring": self.runtime.node.node_id, "level": req.level, "logs": req.logs, "events": req.events}
 
     def _monitor_level(self) -> None:
