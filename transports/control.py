@@ -546,7 +546,7 @@ class ControlServer:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._failed = failed = loop.create_future()
-        fd = self._sync.get(zmq.FD)
+        fd = cast(int, self._sync.get(zmq.FD))
         loop.add_reader(fd, self._ready)
         loop.call_soon(self._ready)   # requests queued before the reader was added
         try:
@@ -580,7 +580,7 @@ class ControlServer:
                     self._serving = False
             # ZeroMQ's descriptor is edge-triggered and a send may consume the edge of a request
             # that arrived meanwhile: look again whenever something may still be queued.
-            if len(batch) == self.BATCH or drain.get(zmq.EVENTS) & zmq.POLLIN:
+            if len(batch) == self.BATCH or cast(int, drain.get(zmq.EVENTS)) & zmq.POLLIN:
                 self._kick()
         except BaseException as exc:   # ends serve(): the runtime logs it and stops the node
             if not failed.done():
