@@ -40,6 +40,8 @@ from gossipmq.core.membership import Member
 from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op, decode_context
 
+from .drain import Drain
+
 if TYPE_CHECKING:
     from .zmq_runtime import ZmqRuntime
 
@@ -477,9 +479,7 @@ class ControlServer:
         self.requests = 0
         self.errors = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._failed: asyncio.Future[None] | None = None   # set by a failure inside `_ready`
-        self._kicked = False       # a `_ready` is already scheduled
-        self._serving = False      # inside `_ready`: it looks at the queue itself after its sends
+        self._drain: Drain | None = None
         self._beat: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -539,58 +539,18 @@ class ControlServer:
 
     # -- serving ---------------------------------------------------------------------------------
     async def serve(self) -> None:
-        """Answer requests until cancelled. The socket's descriptor wakes `_ready` straight from
-        the event loop (no future per wake-up: a request that arrives alone costs half as much);
-        a failure inside it ends this task, so the runtime's supervision sees it."""
+        """Answer requests until cancelled: BATCH per loop turn, from a loop callback (drain.py);
+        a failure inside ends this task, so the runtime's supervision sees it."""
         assert self.sock is not None
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._failed = failed = loop.create_future()
-        fd = cast(int, self._sync.get(zmq.FD))
-        loop.add_reader(fd, self._ready)
-        loop.call_soon(self._ready)   # requests queued before the reader was added
+        self._loop = asyncio.get_running_loop()
+        self._drain = Drain(self.sock, self._handle_batch, self.BATCH)
         try:
-            await failed
+            await self._drain.run()
         finally:
-            loop.remove_reader(fd)
+            self._drain = None
             if self._beat is not None:
                 self._beat.cancel()
                 self._beat = None
-
-    def _ready(self) -> None:
-        """Up to BATCH queued requests, answered; more left waiting come on the next turn, after
-        the receive loop and timers (a flood of puts must never starve heartbeats)."""
-        self._kicked = False
-        failed = self._failed
-        if self.sock is None or failed is None or failed.done():
-            return
-        try:
-            drain = self._sync
-            batch: list[list[bytes]] = []
-            while len(batch) < self.BATCH:
-                try:
-                    batch.append(drain.recv_multipart(flags=zmq.NOBLOCK))
-                except zmq.Again:
-                    break
-            if batch:
-                self._serving = True
-                try:
-                    self._handle_batch(batch)
-                finally:
-                    self._serving = False
-            # ZeroMQ's descriptor is edge-triggered and a send may consume the edge of a request
-            # that arrived meanwhile: look again whenever something may still be queued.
-            if len(batch) == self.BATCH or cast(int, drain.get(zmq.EVENTS)) & zmq.POLLIN:
-                self._kick()
-        except BaseException as exc:   # ends serve(): the runtime logs it and stops the node
-            if not failed.done():
-                failed.set_exception(exc)
-
-    def _kick(self) -> None:
-        """Run `_ready` on the next loop turn (once, however often asked)."""
-        if not self._kicked and self._loop is not None:
-            self._kicked = True
-            self._loop.call_soon(self._ready)
 
     def _heartbeat(self) -> None:
         """Every 2 s while monitors are attached: a line that tells them the node is alive."""
@@ -735,8 +695,8 @@ class ControlServer:
             return False
         try:
             self._sync.send_multipart([client, b"", orjson.dumps(reply, default=str)], flags=zmq.NOBLOCK)
-            if not self._serving:
-                self._kick()   # this send may have consumed the edge of a request queued meanwhile
+            if self._drain is not None:
+                self._drain.kick()   # this send may have consumed the signal of a request queued meanwhile
             return True
         except zmq.ZMQError as exc:   # the client went away (EHOSTUNREACH) or reads too slowly (EAGAIN)
             if (exc.errno == errno.EHOSTUNREACH or exc.errno == zmq.EHOSTUNREACH) and client in self.monitors:

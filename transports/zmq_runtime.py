@@ -44,6 +44,7 @@ from gossipmq.core.timers import Timer
 
 from .chaos import Chaos
 from .control import ControlServer, _reason, tcp_host
+from .drain import Drain
 from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
 from .security import TransportSecurity
@@ -316,17 +317,14 @@ class ZmqRuntime:
         return inbox
 
     async def _receive_loop(self) -> None:
-        inbox = self.inbox
-        assert inbox is not None
-        received = 0
-        while True:
-            received += 1
-            if received % 64 == 0:
-                # A ready recv completes without yielding to the event loop: under a flood this
-                # loop would starve timers (heartbeats) and the control channel. Yield now and then.
-                await asyncio.sleep(0)
-            # zero-copy frames carry who sent them: the CURVE-authenticated User-Id, or the host
-            zframes = await inbox.recv_multipart(copy=False)
+        """Deliver inbound messages until cancelled: up to 64 per loop turn (a flood must not
+        starve timers - heartbeats - or the control channel), from a loop callback (drain.py)."""
+        assert self.inbox is not None
+        await Drain(self.inbox, self._on_messages, 64, copy=False).run()
+
+    def _on_messages(self, messages: list[list[zmq.Frame]]) -> None:
+        # zero-copy frames carry who sent them: the CURVE-authenticated User-Id, or the host
+        for zframes in messages:
             if self.security is not None:
                 peer: str | None = self.security.identify(zframes[0])
                 host = peer or "?"
