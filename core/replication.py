@@ -28,6 +28,7 @@ from .effects import Confirmed, KeyChanged
 from .gc import TombstoneCollector
 from .lag import LagWindow
 from .limits import entry_size, value_problem, value_size
+from .membership import REACHABLE, Member
 from .merkle import MerkleTree
 from .messages import Ack, Entry, Envelope, Replicate, ReplicateAck, Syn, SynAck, origin_node, origin_of
 from .resolution import Op, WriteContext
@@ -302,9 +303,8 @@ class Replication:
     def _compact(self, vv: dict[str, int]) -> dict[str, int]:
         """Drop from a new lww version's context the origins whose node departed (not a reachable
         member, not us) and whose dots every live member has seen (docs/conflict-resolution.md)."""
-        node = self.node
-        reachable = set(node.members.reachable_ids())
-        gone = [o for o in vv if o != self.origin and origin_node(o) not in reachable]
+        node, members = self.node, self.node.members
+        gone = [o for o in vv if o != self.origin and not _reachable(members.get(origin_node(o)))]
         if not gone:
             return vv
         digests = self.live_digests()
@@ -342,3 +342,7 @@ class Replication:
                 purged += 1
             self.gc.forget(key, node.now, reason, purged, still_dead=bool(self.dead_versions(key)))
         node.schedule(KERNEL, "gc", node.storage.gc_interval_ms / 1000)
+
+
+def _reachable(member: Member | None) -> bool:
+    return member is not None and member.status in REACHABLE
