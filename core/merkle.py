@@ -8,8 +8,9 @@ a changed entry flips the same 64 bits on its leaf and on each ancestor, so the 
 current on every store change without rehashing anything. The ancestors are flipped lazily: a
 write records its flip against its leaf, and the first read of an inner node applies every
 recorded flip level by level, so a delta of 64 writes costs 64 leaf updates and one pass up the
-shared ancestors instead of 64 * depth updates (reads come once per anti-entropy round). The root is then the XOR of all
-entry identities - exactly the store checksum every message already carries.
+shared ancestors instead of 64 * depth updates (reads come once per anti-entropy round). The
+root is then the XOR of all entry identities - exactly the store checksum every message
+already carries.
 
 The tree is sparse (dicts of non-zero nodes), so ten thousand simulated nodes holding a few
 keys each cost almost nothing, while a node with 10^6 keys holds at most one entry per bucket
