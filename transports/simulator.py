@@ -528,28 +528,6 @@ class Simulation:
         theory = informed_curve(self.mode, sc.nodes, self.fanout, sc.rounds, live=live, loss=sc.loss,
                                 sources=1)
         done_at: list[float | None] = [None] * len(self.informed)
-        # A round makes hundreds of thousands of short-lived objects (envelopes, heap entries):
-        # automatic collections, triggered by allocation counts, rescanned every survivor again
-        # and again (a quarter of the run at 10^4 nodes). Off during the rounds; one young-
-        # generation collection per round reclaims any cycles a round made.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            self._rounds(result, t0, live, theory, done_at, progress, stop_when_informed, collecting)
-        finally:
-            if collecting:
-                gc.enable()
-        if all(d is not None for d in done_at):
-            result.ms_to_all = round(max(d for d in done_at if d is not None) * 1000, 3)
-        result.per_node = {name: list(values) for name, values in self.per_node.items()}
-        result.wall_s = time.perf_counter() - started
-        if release:
-            gc.unfreeze()   # the nodes may be garbage now: let the collector see them again
-        return result
-
-    def _rounds(self, result: SimResult, t0: float, live: int, theory: list[float], done_at: list[float | None],
-                progress: Callable[[int], None] | None, stop_when_informed: bool, collect: bool) -> None:
-        sc = self.scenario
         for r in range(1, sc.rounds + 1):
             if sc.partition is not None:
                 if r == sc.partition.start and r > 0:
@@ -582,9 +560,14 @@ class Simulation:
             if progress is not None:
                 progress(r)
             if stop_when_informed and result.rows[-1]["all_informed"]:
-                return
-            if collect:
-                gc.collect(1)
+                break
+        if all(d is not None for d in done_at):
+            result.ms_to_all = round(max(d for d in done_at if d is not None) * 1000, 3)
+        result.per_node = {name: list(values) for name, values in self.per_node.items()}
+        result.wall_s = time.perf_counter() - started
+        if release:
+            gc.unfreeze()   # the nodes may be garbage now: let the collector see them again
+        return result
 
     def _partition(self, groups: int) -> None:
         n = len(self.addresses)
