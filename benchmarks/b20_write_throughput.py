@@ -3,6 +3,7 @@
     python benchmarks/b20_write_throughput.py                                 # full sweep, ~15 min alone
     python benchmarks/b20_write_throughput.py --rates 2000,4000 --duration 3 --force   # quick check
     python benchmarks/b20_write_throughput.py --profile pyinstrument --modes one --rates 4000 --duration 10
+    python benchmarks/b20_write_throughput.py --batch 64 --rates 8000,16000,24000,32000   # put_many clients
 
 For each mode - (a) `one`: every put into n0, (b) `spread`: puts round robin over all nodes -
 and each target rate, a fresh cluster (configs/hybrid.toml: hybrid dissemination, 200 ms rounds,
@@ -24,6 +25,10 @@ Before the sweep it measures the generator's own ceiling (against null echo serv
 process with the real codec, the kernel's costs: `Node.put` on a writer, answering a syn with a
 64-entry delta, and decoding + applying one entry of a 64-entry delta on a receiver; from them the
 per-core ceiling, printed beside what the cluster reached.
+
+`--batch N` makes the generator a bulk writer: N puts per `put_many` request (one round trip, one
+commit and one set of sends for all of them; docs/embedding.md `put_many`, `gossipctl load`); the
+replication path and every pass criterion stay the same. Its outputs are named b20_batchN.*.
 
 Writes benchmarks/out/b20.json, b20.csv and b20.png (with matplotlib). --profile runs the writer
 (n0) and one receiver (n1) under a profiler and prints their top functions (benchmarks/out/profile/).
@@ -184,7 +189,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, rep: int, m: Measur
         cpu0 = {n: cluster.cpu_seconds(n) for n in cluster.ids}
         wall0 = time.time()
         gen = Clients(args.clients, targets, rate, args.duration, args.window, f"b20/{mode}/{rate}/{rep}/",
-                      "x" * args.value_bytes, tick=args.tick_ms / 1000)
+                      "x" * args.value_bytes, tick=args.tick_ms / 1000, batch=args.batch)
         progress = Progress(f"B20 {mode} {rate:,}/s", total=rate * args.duration, every=5)
         worst = {"suspect": 0, "dead": 0}
         while gen.running():
@@ -336,6 +341,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs per (mode, rate)")
     ap.add_argument("--window", type=int, default=512, help="puts in flight per generator process")
     ap.add_argument("--clients", type=int, default=1, help="generator processes (the rate is split)")
+    ap.add_argument("--batch", type=int, default=1, help="puts per request (> 1: put_many requests, a bulk writer)")
     ap.add_argument("--tick-ms", type=float, default=1.0, help="generator reply collection tick (latency resolution)")
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--warmup", type=float, default=1.0, help="idle seconds between convergence and load")
@@ -357,11 +363,11 @@ def main() -> None:
     guard = LoadGuard(args.force, args.settle)
     cores = os.cpu_count() or 1
     print(f"# B20 replicated write throughput: {args.nodes} nodes ({args.config.name}), {args.duration:g} s per "
-          f"run, rates {rates}, modes {modes}; {read_loadavg()['raw']} (/proc/loadavg) on {cores} cores", flush=True)
+          f"run, rates {rates}, modes {modes}, {args.batch} put(s) per request; {read_loadavg()['raw']} (/proc/loadavg) on {cores} cores", flush=True)
     details: dict[str, Any] = {}
     if not args.no_ceiling:
         with guard.measure("generator ceiling") as m:
-            gc = None if m.refused else ceiling(args.clients, args.window, 2.0, args.tick_ms / 1000)
+            gc = None if m.refused else ceiling(args.clients, args.window, 2.0, args.tick_ms / 1000, args.batch)
         if gc is not None:
             details["generator_ceiling"] = {**gc, "load": m.loads()}
             print(f"generator ceiling: {gc['puts_per_s']:,.0f} puts/s with {args.clients} process(es) against null "
@@ -450,15 +456,16 @@ def main() -> None:
             print(f"\nkernel ceiling on {cores} cores {k['ceiling_machine']:,.0f} writes/s vs the best passing run "
                   f"{reached:,.0f} acked/s: the runtime leaves "
                   f"{(k['ceiling_machine'] / reached if reached else math.inf):.1f}x on the table")
+    stem = "b20" if args.batch == 1 else f"b20_batch{args.batch}"
     if rows:
         csv_rows = [{k: (v if not isinstance(v, dict) else str(v)) for k, v in r.items()} for r in measured]
         if csv_rows:
             keys = sorted({k for r in csv_rows for k in r})
-            write_csv("b20.csv", [{k: r.get(k) for k in keys} for r in csv_rows])
-            png = plot(measured, OUT / "b20.png")
+            write_csv(f"{stem}.csv", [{k: r.get(k) for k in keys} for r in csv_rows])
+            png = plot(measured, OUT / f"{stem}.png")
             if png:
                 print(f"saved {png}")
-    name = "b20_profile" if args.profile else "b20"
+    name = "b20_profile" if args.profile else stem
     print(f"saved {save_report(name, args, figures, guard, runs=rows, summary=summary, **details)}")
     print(f"# {read_loadavg()['raw']} (/proc/loadavg at the end)")
 

@@ -35,10 +35,11 @@ OK_PREFIX = b'{"ok":true'
 
 def generate(endpoints: list[str], rate: float, duration: float, window: int, prefix: str, value: str,
              start_at: float, drain_timeout: float = 15.0, counters: Any = None, slot: int = 0,
-             tick: float = 0.001) -> dict[str, Any]:
+             tick: float = 0.001, batch: int = 1) -> dict[str, Any]:
     """Send puts to `endpoints` (round robin) at `rate`/s (math.inf: as fast as the window allows)
     for `duration` s from monotonic time `start_at`; wait up to `drain_timeout` s for the last
-    replies. Replies are collected once per `tick` s (latency resolution; 0 = wake on every reply,
+    replies. `batch` > 1 sends them `batch` at a time in `put_many` requests (`window` still
+    counts puts; latency is per request, which every put of it shares). Replies are collected once per `tick` s (latency resolution; 0 = wake on every reply,
     precise but costly on a small machine). `counters` (a shared int64 array) gets [sent, acked]
     at 2*slot, 2*slot+1."""
     ctx = zmq.Context()
@@ -56,8 +57,9 @@ def generate(endpoints: list[str], rate: float, duration: float, window: int, pr
         poller.register(sock, zmq.POLLIN)
     fifo: list[deque[tuple[float, float]]] = [deque() for _ in socks]
     finite = math.isfinite(rate)
-    interval = 1.0 / rate if finite else 0.0
-    total = int(rate * duration) if finite else -1
+    interval = batch / rate if finite else 0.0
+    total = int(rate * duration) // batch if finite else -1   # requests
+    window = max(2, window // batch)
     stop_sending = start_at + duration
     lat_sched, lat_send = array("d"), array("d")
     sent = acked = errors = inflight = 0
@@ -87,7 +89,12 @@ def generate(endpoints: list[str], rate: float, duration: float, window: int, pr
                         break
                     due = now
                 k = sent % n_socks
-                payload = orjson.dumps({"cmd": "put", "key": f"{prefix}{sent}", "value": value})
+                if batch == 1:
+                    payload = orjson.dumps({"cmd": "put", "key": f"{prefix}{sent}", "value": value})
+                else:
+                    base = sent * batch
+                    payload = orjson.dumps({"cmd": "put_many",
+                                            "items": [(f"{prefix}{base + j}", value) for j in range(batch)]})
                 try:
                     socks[k].send_multipart([b"", payload], flags=zmq.NOBLOCK)
                 except zmq.Again:
@@ -107,7 +114,7 @@ def generate(endpoints: list[str], rate: float, duration: float, window: int, pr
                 due, sent_at = fifo[k].popleft()
                 inflight -= 1
                 if frames[-1].startswith(OK_PREFIX):
-                    acked += 1
+                    acked += batch
                     lat_sched.append(t - due)
                     lat_send.append(t - sent_at)
                     last_ack = t
@@ -116,7 +123,7 @@ def generate(endpoints: list[str], rate: float, duration: float, window: int, pr
                     if not first_error:
                         first_error = frames[-1][:200].decode(errors="replace")
         if counters is not None:
-            counters[2 * slot] = sent
+            counters[2 * slot] = sent * batch
             counters[2 * slot + 1] = acked
         if not sending and (inflight == 0 or t > stop_sending + drain_timeout):
             break
@@ -131,7 +138,7 @@ def generate(endpoints: list[str], rate: float, duration: float, window: int, pr
     for sock in socks:
         sock.close(linger=0)
     ctx.term()
-    return {"sent": sent, "acked": acked, "errors": errors, "unanswered": inflight, "first_error": first_error,
+    return {"sent": sent * batch, "acked": acked, "errors": errors, "unanswered": inflight, "first_error": first_error,
             "first_send": first_send, "last_send": last_send, "last_ack": last_ack, "behind_max_s": behind_max,
             "cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
             "lat_sched": lat_sched.tobytes(), "lat_send": lat_send.tobytes()}
@@ -148,7 +155,7 @@ class Clients:
     """`n` generator processes (spawned, so no ZeroMQ context crosses a fork) started together."""
 
     def __init__(self, n: int, targets: list[list[str]], rate: float, duration: float, window: int, prefix: str,
-                 value: str, lead: float = 1.0, tick: float = 0.001) -> None:
+                 value: str, lead: float = 1.0, tick: float = 0.001, batch: int = 1) -> None:
         ctx = mp.get_context("spawn")
         self.queue = ctx.Queue()
         self.counters = ctx.RawArray("q", 2 * n)
@@ -158,7 +165,7 @@ class Clients:
         for i in range(n):
             kwargs = {"endpoints": targets[i % len(targets)], "rate": rate / n, "duration": duration,
                       "window": window, "prefix": f"{prefix}c{i}/", "value": value, "start_at": self.start_at,
-                      "counters": self.counters, "slot": i, "tick": tick}
+                      "counters": self.counters, "slot": i, "tick": tick, "batch": batch}
             proc = ctx.Process(target=_client_main, args=(self.queue, kwargs), daemon=True)
             proc.start()
             self.procs.append(proc)
@@ -241,7 +248,8 @@ def _echo_main(endpoint: str, until: float) -> None:
     ctx.term()
 
 
-def ceiling(clients: int = 1, window: int = 512, duration: float = 2.0, tick: float = 0.001) -> dict[str, Any]:
+def ceiling(clients: int = 1, window: int = 512, duration: float = 2.0, tick: float = 0.001,
+            batch: int = 1) -> dict[str, Any]:
     """Puts/s this generator reaches with `clients` processes against null echo servers (one per
     client, each in its own process), i.e. with no node in the way."""
     ctx = mp.get_context("spawn")
@@ -253,7 +261,7 @@ def ceiling(clients: int = 1, window: int = 512, duration: float = 2.0, tick: fl
         proc.start()
     try:
         gen = Clients(clients, [[ep] for ep in endpoints], math.inf, duration, window, "ceiling/", "x" * 100,
-                      lead=1.5, tick=tick)
+                      lead=1.5, tick=tick, batch=batch)
         try:
             merged = merge(gen.results(timeout=duration + 30))
         finally:

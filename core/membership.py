@@ -107,6 +107,10 @@ class MemberTable:
         """Alive and suspect members (read-only; indexable for O(1) random picks)."""
         return self._reachable
 
+    def is_reachable(self, member_id: str) -> bool:
+        """Alive or suspect (O(1))."""
+        return member_id in self._reachable_pos
+
     def count(self, status: str) -> int:
         return sum(1 for m in self._members.values() if m.status == status)
 

@@ -214,11 +214,11 @@ class Node:
         self.cluster.force_leave(member_id)
         return self._drain()
 
-    def replicate(self, now: float, entries: Sequence[Entry], member_ids: Collection[str]) -> tuple[int, list[Effect]]:
-        """Send `entries` straight to these members; each answers with a `Confirmed(token, member)`
-        event once it holds them (write acknowledgement levels, hand-off before leaving)."""
+    def replicate(self, now: float, entries: Sequence[Entry], ids: Collection[str], token: int | None = None
+                  ) -> tuple[int, list[Effect]]:
+        """Send `entries` to these members; each holding them emits `Confirmed`. `token`: a resend."""
         self.now = now
-        token = self.replication.replicate(entries, member_ids)
+        token = self.replication.replicate(entries, ids, token)
         return token, self._drain()
 
     def unreachable(self, now: float, address: str) -> list[Effect]:

@@ -251,12 +251,16 @@ class Replication:
         return entries, coverage
 
     # -- write confirmations --------------------------------------------------------------------
-    def replicate(self, entries: Sequence[Entry], member_ids: Collection[str]) -> int:
-        """Send `entries` straight to these members; each confirms with a `Confirmed` event."""
-        self.token += 1
+    def replicate(self, entries: Sequence[Entry], member_ids: Collection[str], token: int | None = None) -> int:
+        """Send `entries` straight to these members; each confirms with a `Confirmed` event.
+        With `token` this is a resend of that earlier request (a copy or its answer was lost):
+        confirmations of either send count once."""
+        if token is None:
+            self.token += 1
+            token = self.token
         for member_id in member_ids:
-            self.node.send(member_id, "replicate", Replicate(self.token, list(entries)))
-        return self.token
+            self.node.send(member_id, "replicate", Replicate(token, list(entries)))
+        return token
 
     def on_replicate(self, env: Envelope) -> None:
         body: Replicate = env.body

@@ -25,6 +25,8 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from msgspec.structs import force_setattr
+
 from .clock import vv_join_all
 from .hashing import blake2b
 from .limits import entry_size
@@ -56,6 +58,7 @@ class Store:
         self.journal: list[tuple[bool, Entry]] | None = None   # (stored?, version) for durable storage
         self.moved_marks: set[str] = set()                    # origins whose watermark moved since flush
         self._live: set[str] = set()
+        self._origins: dict[str, str] = {}   # origin id -> the one string kept versions share
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
@@ -189,8 +192,25 @@ class Store:
         """Merge a received entry; returns it when the store changed (it is kept), else None
         (we hold it already, or a version that covers it)."""
         changed = self._insert(entry)
+        if changed:
+            self._share_origins(entry)
         self._advance(entry.origin, entry.counter)
         return entry if changed else None
+
+    def _share_origins(self, entry: Entry) -> None:
+        """A decoded entry brings its own copies of the origin id (in `origin` and as a key of
+        `vv`) and of the counter: point a kept version at one shared string per origin and at its
+        own counter, about 130 bytes less per stored key. Values are equal, so nothing changes
+        for any reader (the struct is frozen for them; this happens once, before anyone sees it)."""
+        origins = self._origins
+        origin = origins.setdefault(entry.origin, entry.origin)
+        if origin is not entry.origin:
+            force_setattr(entry, "origin", origin)
+        vv = entry.vv
+        if len(vv) == 1 and vv.get(origin) == entry.counter:
+            force_setattr(entry, "vv", {origin: entry.counter})
+        else:
+            force_setattr(entry, "vv", {origins.setdefault(o, o): c for o, c in vv.items()})
 
     def adopt_coverage(self, coverage: Mapping[str, int]) -> None:
         for origin, mark in coverage.items():

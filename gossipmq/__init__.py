@@ -3,7 +3,7 @@
 The public face. Sub-packages, bottom to top: `gossipmq.core` (the sans-I/O kernel),
 `gossipmq.plugins` (built-in strategies), `gossipmq.transports` (runtimes), `gossipmq.cli`.
 `Agent` (one node in an asyncio application, docs/embedding.md), its `RuntimeFailure`,
-`WriteResult` and `Subscription` are imported on first use, so a plugin importing
+`WriteResult`, `BatchResult`, `Refused` and `Subscription` are imported on first use, so a plugin importing
 `gossipmq.hookimpl` does not load the runtime.
 """
 from typing import TYPE_CHECKING, Any
@@ -24,16 +24,17 @@ from gossipmq.core.strategies import (
 )
 
 if TYPE_CHECKING:
-    from gossipmq.agent import Agent, RuntimeFailure, WriteResult
+    from gossipmq.agent import Agent, BatchResult, Refused, RuntimeFailure, WriteResult
     from gossipmq.transports.observers import Subscription
 
 __all__ = [
-    "Agent", "Config", "ConfigError", "ConflictResolver", "Context", "Dissemination", "Event", "EventsLost",
-    "FailureDetector", "GossipError", "KeyEvent", "MemberEvent", "MemberInfo", "PeerSelector", "PluginError",
-    "RuntimeFailure", "SecurityProvider", "Strategy", "Subscription", "WriteResult", "__version__", "hookimpl",
-    "load_config", "parse_config",
+    "Agent", "BatchResult", "Config", "ConfigError", "ConflictResolver", "Context", "Dissemination", "Event",
+    "EventsLost", "FailureDetector", "GossipError", "KeyEvent", "MemberEvent", "MemberInfo", "PeerSelector",
+    "PluginError", "Refused", "RuntimeFailure", "SecurityProvider", "Strategy", "Subscription", "WriteResult",
+    "__version__", "hookimpl", "load_config", "parse_config",
 ]
-_LAZY = {"Agent": "gossipmq.agent", "RuntimeFailure": "gossipmq.agent", "WriteResult": "gossipmq.agent",
+_LAZY = {"Agent": "gossipmq.agent", "BatchResult": "gossipmq.agent", "Refused": "gossipmq.agent",
+         "RuntimeFailure": "gossipmq.agent", "WriteResult": "gossipmq.agent",
          "Subscription": "gossipmq.transports.observers"}
 
 

@@ -46,10 +46,16 @@ from gossipmq.transports.security import transport_for
 from gossipmq.transports.seeds import SeedResolver
 from gossipmq.transports.zmq_runtime import ACK_TIMEOUT_S, RuntimeFailure, ZmqRuntime
 
-__all__ = ["Agent", "RuntimeFailure", "WriteResult"]
+__all__ = ["Agent", "BatchResult", "Refused", "RuntimeFailure", "WriteResult"]
 
 Ack = str | int   # "local" | "majority" | "all" | a number of copies (this node included)
 ACK_LEVELS = ("local", "majority", "all")
+
+
+def _check_ack(ack: Ack) -> None:
+    if not (ack in ACK_LEVELS or (type(ack) is int and ack >= 1)):
+        raise ValueError(f"ack must be one of {', '.join(ACK_LEVELS)} or a number of copies >= 1 "
+                         f"(this node included), not {ack!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,25 @@ class WriteResult:
     hlc: int
     value: Any = None
     deleted: bool = False
+    acked: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """One write of a `put_many` that the key's resolver or the limits refused (nothing written)."""
+
+    index: int
+    key: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What a `put_many` did: how many writes were applied here, which were refused, and the
+    copies confirmed of every written version (1 = this node)."""
+
+    written: int
+    refused: tuple[Refused, ...] = ()
     acked: int = 1
 
 
@@ -308,10 +333,19 @@ class Agent:
         """Remove `member` from an OR-Set key (the adds this replica has seen; concurrent adds win)."""
         return await self._write(key, Op("srem", member, None, field), ack, timeout)
 
+    async def put_many(self, items: Mapping[str, Any] | Sequence[tuple[str, Any]], *, ack: Ack = "local",
+                       timeout: float = ACK_TIMEOUT_S) -> BatchResult:
+        """Write many keys at once, in order: one durable commit and one set of sends for all of
+        them, so a bulk load costs a fraction of as many `put`s. A write the resolver or the limits
+        refuse fails alone (`refused`); with `ack`, every written version is confirmed by that
+        many copies before it returns (TimeoutError as `put`; the writes stay applied)."""
+        _check_ack(ack)
+        pairs = items.items() if isinstance(items, Mapping) else items
+        result = await self._runtime().write_many([(key, Op("put", value)) for key, value in pairs], ack, timeout)
+        return BatchResult(result["written"], tuple(Refused(**f) for f in result["failed"]), result["acked"])
+
     async def _write(self, key: str, op: Op, ack: Ack, timeout: float) -> WriteResult:
-        if not (ack in ACK_LEVELS or (type(ack) is int and ack >= 1)):
-            raise ValueError(f"ack must be one of {', '.join(ACK_LEVELS)} or a number of copies >= 1 "
-                             f"(this node included), not {ack!r}")
+        _check_ack(ack)
         runtime = self._runtime()
         if ack == "local" or ack == 1:
             result = await runtime.write(key, op)

@@ -84,13 +84,14 @@ frames = st.builds(
                                                       "rumors": rumors, "cluster": cluster},
     bodies, ids, extreme_ints, claims, entries, st.sampled_from(["", "other"]))
 requests = st.fixed_dictionaries(
-    {"cmd": st.sampled_from(["put", "get", "delete", "incr", "sadd", "srem", "smembers", "keys", "members",
+    {"cmd": st.sampled_from(["put", "put_many", "get", "delete", "incr", "sadd", "srem", "smembers", "keys", "members",
                              "status", "join", "force_leave", "tags_set", "tags_delete", "block", "events",
                              "nope", ""])},
     optional={"key": keys | extreme_ints | st.none(), "value": values, "member": ids | extreme_ints,
               "context": st.text(max_size=20), "field": ids | st.none(), "ack": st.sampled_from(["all", "x", 0, 99]),
               "addresses": st.lists(ids, max_size=3), "tags": st.dictionaries(ids, ids, max_size=3),
               "keys": st.lists(ids, max_size=3), "after": extreme_ints, "peers": ids | st.lists(ids, max_size=2),
+              "items": st.lists(st.tuples(keys | extreme_ints, values) | extreme_ints, max_size=3) | extreme_ints,
               "verbose": st.booleans() | extreme_ints, "prefix": ids | extreme_ints, "id": extreme_ints})
 
 

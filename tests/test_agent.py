@@ -23,7 +23,7 @@ import zmq
 
 import gossipmq
 from gossipmq.core.messages import origin_node
-from gossipmq import Agent, EventsLost, GossipError, KeyEvent, MemberEvent, RuntimeFailure, WriteResult, hookimpl
+from gossipmq import Agent, BatchResult, EventsLost, GossipError, KeyEvent, MemberEvent, RuntimeFailure, WriteResult, hookimpl
 from gossipmq.core.plugins import make_plugin_manager
 from gossipmq.transports.control import request
 from gossipmq.transports.memory import MemoryNetwork, make_nodes
@@ -197,6 +197,45 @@ def test_ack_levels_count_copies_and_an_impossible_level_writes_nothing(ctl_dir:
             await until(lambda: b.get("late") == "v", "the unacknowledged write to reach b")
             await until(lambda: c.get("late") == "v", "b to relay it to c")
             a.runtime.block([])   # type: ignore[union-attr]
+    run(scenario())
+
+
+def test_put_many_writes_in_order_refuses_alone_and_confirms_every_copy(ctl_dir: Path) -> None:
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 3) as (a, b, c):
+            assert await a.put_many({f"bulk/{i}": i for i in range(500)}) == BatchResult(500, (), 1)
+            mixed = await a.put_many([("x/1", 1), ("x/2", 1 << 70), ("x/3", 3)])
+            assert mixed.written == 2 and [(r.index, r.key) for r in mixed.refused] == [(1, "x/2")]
+            assert "64-bit range" in mixed.refused[0].error
+            assert (a.get("x/1"), a.get("x/2"), a.get("x/3")) == (1, None, 3)
+            # 2,000 x ~300 B: more than one 256-KiB message; every version confirmed by all 3
+            big = {f"acked/{i}": f"{i:04d}" + "v" * 296 for i in range(2000)}
+            every = await a.put_many(big, ack="all")
+            assert every.written == 2000 and every.acked == 3
+            assert all(b.get(k) == v and c.get(k) == v for k, v in big.items())   # held when it returns
+            await until(lambda: b.get("bulk/499") == 499 and c.get("x/3") == 3, "the local batch to spread")
+            with pytest.raises(ValueError, match="needs 4 copies"):
+                await a.put_many({"never": 1}, ack=4)
+            assert a.get("never") is None
+    run(scenario())
+
+
+def test_a_lost_copy_is_sent_again_while_the_writer_waits(ctl_dir: Path) -> None:
+    """The copy for c is lost (a brief partition at a); a resends it to the member that has not
+    confirmed, so `ack="all"` still succeeds well within its timeout once the link is back."""
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 3) as (a, b, c):
+            runtime = a.runtime
+            assert runtime is not None
+            lost = runtime.io["blocked_out"]
+            runtime.block([c.address])
+            waiting = asyncio.create_task(a.put("k", "v", ack="all", timeout=5))
+            await until(lambda: runtime.io["blocked_out"] > lost, "the copy for c to be lost")
+            assert not waiting.done()
+            runtime.block([])
+            result = await asyncio.wait_for(waiting, 5)
+            assert result.acked == 3 and c.get("k") == "v"
+            assert runtime.io["resent_copies"] >= 1
     run(scenario())
 
 

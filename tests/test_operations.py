@@ -364,6 +364,33 @@ def test_info_version_ls_members_filters_and_ack() -> None:
         assert_clean_failure(ctl("put", "k", "v", "--ack", "most", "--control", ctl_a), "--ack 'most'")
 
 
+def test_load_writes_a_file_of_keys_in_batches(tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    flags.write_bytes(orjson.dumps({f"flags/{i}": {"on": i % 2 == 0} for i in range(250)}, option=orjson.OPT_INDENT_2))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"key": "a", "value": 1}\n\n{"key": "big", "value": 9223372036854775813}\n'
+                    '{"key": "c", "value": [1, 2]}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "a", "value": 1}\nnot json\n')
+    with process_cluster(CONFIG) as cluster:
+        p1, p2 = free_ports(2)
+        cluster.start("a", p1)
+        cluster.start("b", p2, seeds=[cluster.addresses["a"]])
+        wait_until(lambda: alive_ids(cluster, "a") == {"a", "b"}, 10, "a and b joined")
+        ctl_a = cluster.controls["a"]
+
+        loaded = ok_json(ctl("load", str(flags), "--batch", "100", "--ack", "all", "--control", ctl_a, "--json"))
+        assert loaded == {"written": 250, "failed": [], "acked": 2}
+        assert cluster.call("b", "get", key="flags/249")["value"] == {"on": False}   # held by b when load returned
+
+        partly = ctl("load", str(rows), "--control", ctl_a)   # the refused write fails alone, named
+        assert partly.returncode == 1 and "2 of 3 keys written" in partly.stdout, partly
+        assert "refused: 'big': the value holds an integer outside the 64-bit range" in partly.stderr
+        assert cluster.call("a", "get", key="c")["value"] == [1, 2] and cluster.call("a", "get", key="big") is None
+        assert_clean_failure(ctl("load", str(bad), "--control", ctl_a), "bad.jsonl:2: not JSON")
+        assert_clean_failure(ctl("load", str(tmp_path / "nothing.json"), "--control", ctl_a), "cannot read")
+
+
 CLIENT_VERBS = [["put", "k", "v"], ["get", "k"], ["delete", "k"], ["incr", "n"], ["sadd", "s", "m"],
                 ["srem", "s", "m"], ["smembers", "s"], ["ls"], ["members"], ["members", "--watch"], ["status"],
                 ["info"], ["join", "127.0.0.1:1"], ["force-leave", "x"], ["tags", "set", "a=b"],

@@ -72,6 +72,12 @@ class Put(Request, tag="put"):
     ack: Ack = "local"
 
 
+class PutMany(Request, tag="put_many"):
+    """Many lww/multi-value puts in one request: one round trip, one commit, one set of sends."""
+    items: Annotated[list[tuple[Key, Any]], msgspec.Meta(max_length=100_000)]
+    ack: Ack = "local"
+
+
 class Delete(Request, tag="delete"):
     key: Key
     context: str | None = None
@@ -185,10 +191,10 @@ class KeysStatus(Request, tag="keys_status"):
 
 
 REQUESTS: tuple[type[Request], ...] = (
-    Put, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Rtt, Info, Version, Events, Leave, Join,
-    ForceLeave, TagsSet, TagsDelete, Block, Monitor, KeysReload, KeysRotate, KeysStatus)
+    Put, PutMany, Delete, Incr, Sadd, Srem, Get, Smembers, Keys, Members, Status, Rtt, Info, Version, Events, Leave,
+    Join, ForceLeave, TagsSet, TagsDelete, Block, Monitor, KeysReload, KeysRotate, KeysStatus)
 COMMANDS = tuple(sorted(cast(str, r.__struct_config__.tag) for r in REQUESTS))   # every tag= above is a str
-_decode = msgspec.json.Decoder(Put | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status
+_decode = msgspec.json.Decoder(Put | PutMany | Delete | Incr | Sadd | Srem | Get | Smembers | Keys | Members | Status
                                | Rtt | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
                                | Block | Monitor | KeysReload | KeysRotate | KeysStatus).decode
 MAX_REQUEST_BYTES = 8 << 20
@@ -596,6 +602,12 @@ class ControlServer:
         rt, node, now = self.runtime, self.runtime.node, time.time()
         if isinstance(req, Put):
             return self._write(req.key, Op("put", req.value, _context(req.context), req.field), req.ack)
+        if isinstance(req, PutMany):
+            items = [(key, Op("put", value)) for key, value in req.items]
+            if req.ack == "local" or req.ack == 1:
+                written, failed = rt.mutate_many(items)
+                return {"written": len(written), "failed": failed, "acked": 1 if written else 0}
+            return rt.write_many(items, req.ack)
         if isinstance(req, Delete):
             if not node.store.is_live(req.key):
                 return {"key": req.key, "deleted": False}

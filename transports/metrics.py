@@ -143,6 +143,9 @@ _FAMILIES = (
     Family("gossipmq_peer_links_lost_total", "counter",
            "Outgoing connections refused or dropped, reported to a partial-view overlay (HyParView "
            "replaces such a neighbour at once)."),
+    Family("gossipmq_write_copies_resent_total", "counter",
+           "Copies of an acknowledged write (`--ack`, hand-off before leaving) sent again because the "
+           "member had not confirmed the first within 0.25 s (then doubling, up to 2 s)."),
     # dissemination and the store
     Family("gossipmq_gossip_rounds_total", "counter", "Dissemination rounds this node ran."),
     Family("gossipmq_writes_total", "counter", "Local writes (put, delete, incr, sadd, srem)."),
@@ -295,6 +298,7 @@ IO_CATALOGUE: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "inbox_disconnects": ("gossipmq_inbox_connection_events_total", (("event", "disconnected"),)),
     "handshake_failures": ("gossipmq_inbox_connection_events_total", (("event", "handshake_failed"),)),
     "links_lost": ("gossipmq_peer_links_lost_total", ()),
+    "resent_copies": ("gossipmq_write_copies_resent_total", ()),
 }
 Route = tuple[str, tuple[tuple[str, str], ...]]
 

@@ -36,7 +36,7 @@ from zmq.utils.monitor import parse_monitor_message
 from gossipmq.core.codec import decode_frames, encode_envelope
 from gossipmq.core.effects import Confirmed, Dropped, Effect, MemberChanged, Schedule, Send
 from gossipmq.core.errors import GossipError, RemoteProtocolError
-from gossipmq.core.limits import RateLimiter
+from gossipmq.core.limits import RateLimiter, entry_size
 from gossipmq.core.messages import Entry, origin_node
 from gossipmq.core.node import Node
 from gossipmq.core.resolution import Op
@@ -57,6 +57,7 @@ TIMER_RETRY_S = 1.0
 HANDOFF_PEERS = 3        # members a leaving node hands its own recent writes to
 HANDOFF_TIMEOUT_S = 1.5  # how long it waits for them to confirm
 ACK_TIMEOUT_S = 5.0      # default wait of a write with an acknowledgement level
+RESEND_S = (0.25, 2.0)   # a copy not confirmed is sent again after 0.25 s, then doubling up to 2 s
 
 
 MEMORY_TRIM_S = 10.0
@@ -458,8 +459,11 @@ class ZmqRuntime:
         sock = self.sctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, PEER_SNDHWM)
+        # Back off from 0.1 s to at most 1 s: a peer dialled before it listened (a seed still
+        # starting, a task being scheduled) is reached within a second of coming up, not after
+        # a 5-s backoff that delays every message queued for it (probes, `--ack` copies).
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         if _ipv6(address):
             sock.setsockopt(zmq.IPV6, 1)
         self._apply_options(sock, "outbox")
@@ -630,28 +634,87 @@ class ZmqRuntime:
         included). ValueError before anything is written when that many members are not reachable;
         TimeoutError (naming how many confirmed) when they do not confirm in time - the write was
         applied here then and may still spread."""
+        members, needed = self._copies_needed(ack)
+        result, entry = self._mutate(key, op)
+        self.commit()
+        self.flush_effects()
+        by = (await self._await_copies([entry], members, needed, ack, timeout))[0]
+        result["acked"] = 1 + len(by)
+        result["acked_by"] = sorted(by)
+        return result
+
+    def mutate_many(self, items: list[tuple[str, Op]]) -> tuple[list[Entry], list[dict[str, Any]]]:
+        """Apply writes in order, each on its own: one the resolver or the limits refuse fails
+        alone. (the versions written, [{"index", "key", "error"} of each refused one]); effects
+        wait for `commit` + `flush_effects` as with `mutate`."""
+        node, now = self.node, time.time()
+        written: list[Entry] = []
+        failed: list[dict[str, Any]] = []
+        for index, (key, op) in enumerate(items):
+            try:
+                entry, effects = node.mutate(now, key, op)
+            except ValueError as exc:
+                failed.append({"index": index, "key": key, "error": str(exc)})
+                continue
+            self.queue(effects)
+            written.append(entry)
+        return written, failed
+
+    async def write_many(self, items: list[tuple[str, Op]], ack: str | int = "local",
+                         timeout: float = ACK_TIMEOUT_S) -> dict[str, Any]:
+        """Many writes for one commit and one set of sends (bulk loads, pipelined clients):
+        {"written", "failed", "acked"}. With `ack` every written version is confirmed by that
+        many members (this node included) before it returns; ValueError/TimeoutError as
+        `write_acked` (the writes stay applied on a timeout)."""
+        members, needed = self._copies_needed(ack) if ack not in ("local", 1) else ([], 1)
+        written, failed = self.mutate_many(items)
+        self.commit()
+        self.flush_effects()
+        acked = 1
+        if written and needed > 1:
+            acked += min(len(by) for by in await self._await_copies(written, members, needed, ack, timeout))
+        return {"written": len(written), "failed": failed, "acked": acked if written else 0}
+
+    def _copies_needed(self, ack: str | int) -> tuple[list[str], int]:
+        """(the members reachable now, the copies `ack` asks for, this node included);
+        ValueError when there are not that many."""
         members = list(self.node.members.reachable_ids())
         total = len(members) + 1
         needed = total if ack == "all" else total // 2 + 1 if ack == "majority" else int(ack)
         if needed > total:
             raise ValueError(f"--ack {ack} needs {needed} copies but only {total} members (this node included) "
                              f"are reachable")
-        result, entry = self._mutate(key, op)
-        self.commit()
-        self.flush_effects()
-        by: set[str] = set()
-        if needed > 1:
-            done, by = self._replicate([entry], members, needed - 1)
-            try:
-                await asyncio.wait_for(asyncio.shield(done), timeout)
-            except TimeoutError:
+        return members, needed
+
+    async def _await_copies(self, entries: list[Entry], members: list[str], needed: int, ack: str | int,
+                            timeout: float) -> list[set[str]]:
+        """Send `entries` to `members` (in messages within the delta budget) and wait until every
+        message is confirmed by `needed - 1` of them, so each version has `needed` copies: per
+        message, the members that confirmed it. TimeoutError names the copies of the least-held."""
+        if needed <= 1:
+            return [set()]
+        budget = self.node.gossip.max_message_bytes
+        chunks: list[list[Entry]] = [[]]
+        used = 0
+        for entry in entries:
+            size = entry_size(entry)
+            if chunks[-1] and used + size > budget:
+                chunks.append([])
+                used = 0
+            chunks[-1].append(entry)
+            used += size
+        waits = [self._replicate(chunk, members, needed - 1) for chunk in chunks]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(asyncio.shield(done) for done, _ in waits)), timeout)
+        except TimeoutError:
+            least = min(len(by) for _, by in waits)
+            raise TimeoutError(f"{least + 1} of the {needed} copies asked for (--ack {ack}) were confirmed "
+                               f"within {timeout:g} s; the write was applied on this node and may still "
+                               f"spread") from None
+        finally:
+            for done, _ in waits:
                 done.cancel()
-                raise TimeoutError(f"{len(by) + 1} of the {needed} copies asked for (--ack {ack}) were confirmed "
-                                   f"within {timeout:g} s; the write was applied on this node and may still "
-                                   f"spread") from None
-        result["acked"] = 1 + len(by)
-        result["acked_by"] = sorted(by)
-        return result
+        return [by for _, by in waits]
 
     def _replicate(self, entries: list[Entry], members: list[str], needed: int
                    ) -> tuple[asyncio.Future[None], set[str]]:
@@ -662,10 +725,31 @@ class ZmqRuntime:
         done: asyncio.Future[None] = self._loop.create_future()
         by: set[str] = set()
         self._acks[token] = (needed, by, done)
+        resend = self._loop.call_later(RESEND_S[0], self._resend, token, entries, members, RESEND_S[0])
         done.add_done_callback(lambda _: self._acks.pop(token, None))
+        done.add_done_callback(lambda _: resend.cancel())
         self.commit()
         self._apply(effects)
         return done, by
+
+    def _resend(self, token: int, entries: list[Entry], members: list[str], delay: float) -> None:
+        """One copy or its confirmation can be lost on the way (a link still in reconnect backoff,
+        a peer whose key is still being learned, a full queue): send the request again to the
+        members that have not confirmed, backing off, for as long as the writer waits."""
+        waiting = self._acks.get(token)
+        if waiting is None or self._closed or self._loop is None:
+            return
+        _, by, done = waiting
+        if done.done():
+            return
+        missing = [m for m in members if m not in by and self.node.members.is_reachable(m)]
+        if missing:
+            self.io["resent_copies"] += len(missing)
+            _, effects = self.node.replicate(time.time(), entries, missing, token)
+            self._apply(effects)
+        delay = min(delay * 2, RESEND_S[1])
+        handle = self._loop.call_later(delay, self._resend, token, entries, members, delay)
+        done.add_done_callback(lambda _: handle.cancel())
 
     def _confirmed(self, effect: Confirmed) -> None:
         waiting = self._acks.get(effect.token)

@@ -155,6 +155,72 @@ def put(key: str, value: str, config: ConfigOpt = None, control: ControlOpt = No
                                                f"{_acked(result)})")
 
 
+def _load_items(source: str) -> list[tuple[str, Any]]:
+    """KEY/VALUE pairs from a JSON object ({"key": value, ...}) or JSON lines ({"key": k,
+    "value": v} per line); `-` reads standard input."""
+    import sys
+    try:
+        text = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}")
+    try:
+        doc = orjson.loads(text)   # one JSON document: an object of key -> value
+    except orjson.JSONDecodeError:
+        doc = None                 # else JSON lines
+    if doc is not None:
+        if not isinstance(doc, dict):
+            fail(f'{source}: expected a JSON object {{"key": value, ...}} or JSON lines')
+        if set(doc) == {"key", "value"} and isinstance(doc["key"], str):
+            return [(doc["key"], doc["value"])]   # a single JSON line
+        return list(doc.items())
+    items: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            fail(f"{source}:{number}: not JSON ({exc})")
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str) or "value" not in row:
+            fail(f'{source}:{number}: expected {{"key": "...", "value": ...}}')
+        items.append((row["key"], row["value"]))
+    return items
+
+
+@app.command("load")
+def load_keys(
+    source: Annotated[str, typer.Argument(help='A JSON object {"key": value, ...}, or JSON lines '
+                                                '{"key": "k", "value": v}; - reads standard input.')],
+    config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Writes per request.")] = 1000,
+    ack: AckOpt = "local", ack_timeout: AckTimeoutOpt = 5.0,
+) -> None:
+    """Write many keys at once (bulk load): each request carries --batch puts, applied in order with
+    one commit and one set of sends. Exit code 1 when any write was refused (each is named)."""
+    client = Client(config, control, token, json)
+    items = _load_items(source)
+    written, failed, acked = 0, [], None
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        result = client("put_many", wait=ack_timeout + 30, items=chunk, ack=_ack(ack))
+        written += result["written"]
+        failed += [{**f, "index": f["index"] + start} for f in result["failed"]]
+        if result["written"]:
+            acked = result["acked"] if acked is None else min(acked, result["acked"])
+    summary = {"written": written, "failed": failed, "acked": acked or 0}
+    if json:
+        print_json(summary)
+    else:
+        typer.echo(f"{written} of {len(items)} keys written" + (f", {acked} copies confirmed" if ack != "local" and
+                                                                 acked else ""))
+        for f in failed[:20]:
+            typer.echo(f"refused: {f['key']!r}: {f['error']}", err=True)
+        if len(failed) > 20:
+            typer.echo(f"... and {len(failed) - 20} more refused", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def get(key: str, config: ConfigOpt = None, control: ControlOpt = None, token: TokenOpt = None, json: JsonOpt = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every value with its origin, the "
