@@ -25,7 +25,7 @@ import gossipmq
 from gossipmq.core.messages import origin_node
 from gossipmq import Agent, BatchResult, EventsLost, GossipError, KeyEvent, MemberEvent, RuntimeFailure, WriteResult, hookimpl
 from gossipmq.core.plugins import make_plugin_manager
-from gossipmq.transports.control import request
+from gossipmq.transports.control import WRITE_SLICE, request
 from gossipmq.transports.memory import MemoryNetwork, make_nodes
 from tests.helpers import config, free_ports, registry
 
@@ -217,6 +217,18 @@ def test_put_many_writes_in_order_refuses_alone_and_confirms_every_copy(ctl_dir:
             with pytest.raises(ValueError, match="needs 4 copies"):
                 await a.put_many({"never": 1}, ack=4)
             assert a.get("never") is None
+
+            # a large batch is applied a slice per loop turn: the loop keeps turning meanwhile
+            turns = 0
+
+            def tick() -> None:
+                nonlocal turns
+                turns += 1
+                if not bulk.done():
+                    asyncio.get_running_loop().call_soon(tick)
+            bulk = asyncio.ensure_future(a.put_many({f"huge/{i}": i for i in range(20 * WRITE_SLICE)}))
+            tick()
+            assert (await bulk).written == 20 * WRITE_SLICE and turns >= 19
     run(scenario())
 
 

@@ -49,7 +49,9 @@ def test_trust_list_retire_revoke(tmp_path: Path) -> None:
     trust, problems = load_trust(trust_dir)
     assert sorted(trust.active) == ["n1", "n2"] and not problems
     n2 = trust.active["n2"][0]
-    assert invoke("keys", "retire", n2, "--dir", str(trust_dir))[0] == 0
+    # a Z85 key may start with "-": after "--" it is never taken for an option
+    assert invoke("keys", "retire", "--dir", str(trust_dir), "--", n2)[0] == 0
+    assert invoke("keys", "retire", "--dir", str(trust_dir), "--", "-" + n2[1:])[0] != 2   # not a usage error
     trust, _ = load_trust(trust_dir)
     assert "n2" not in trust.active and trust.signers["n2"] == [n2]   # retired: signatures only
     code, out = invoke("keys", "list", "--dir", str(trust_dir))

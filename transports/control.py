@@ -198,6 +198,7 @@ _decode = msgspec.json.Decoder(Put | PutMany | Delete | Incr | Sadd | Srem | Get
                                | Rtt | Info | Version | Events | Leave | Join | ForceLeave | TagsSet | TagsDelete
                                | Block | Monitor | KeysReload | KeysRotate | KeysStatus).decode
 MAX_REQUEST_BYTES = 8 << 20
+WRITE_SLICE = 256   # writes of one put_many applied per loop turn (then timers and the inbox run)
 
 
 def decode_request(raw: bytes) -> Request:
@@ -471,6 +472,7 @@ class ControlServer:
     """The node side of the control channel (see module docstring)."""
 
     BATCH = 256          # requests handled per turn of the event loop (then it yields)
+    BATCH_BYTES = 64 << 10   # ... or fewer once this much was read (a put_many carries many writes)
     HEARTBEAT_S = 2.0    # a monitor hears from the node at least this often
 
     def __init__(self, runtime: ZmqRuntime, endpoint: str, token: str = "") -> None:
@@ -549,7 +551,7 @@ class ControlServer:
         a failure inside ends this task, so the runtime's supervision sees it."""
         assert self.sock is not None
         self._loop = asyncio.get_running_loop()
-        self._drain = Drain(self.sock, self._handle_batch, self.BATCH)
+        self._drain = Drain(self.sock, self._handle_batch, self.BATCH, max_bytes=self.BATCH_BYTES)
         try:
             await self._drain.run()
         finally:
@@ -604,7 +606,7 @@ class ControlServer:
             return self._write(req.key, Op("put", req.value, _context(req.context), req.field), req.ack)
         if isinstance(req, PutMany):
             items = [(key, Op("put", value)) for key, value in req.items]
-            if req.ack == "local" or req.ack == 1:
+            if (req.ack == "local" or req.ack == 1) and len(items) <= WRITE_SLICE:
                 written, failed = rt.mutate_many(items)
                 return {"written": len(written), "failed": failed, "acked": 1 if written else 0}
             return rt.write_many(items, req.ack)

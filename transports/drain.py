@@ -3,7 +3,8 @@
 `await sock.recv_multipart()` on a zmq.asyncio socket creates and resolves a future, and wakes a
 task, for every message: about half the CPU of a control request that arrives alone. `Drain`
 registers the socket's descriptor with the loop instead and calls a plain function with the
-messages queued, up to `limit` per loop turn (a flood must never starve timers: the rest waits
+messages queued, up to `limit` per loop turn - and, with `max_bytes`, until that many bytes were
+read, since one request can carry many writes (a flood must never starve timers: the rest waits
 for the next turn, after everything else that is ready).
 
 ZeroMQ's descriptor is edge-triggered: it signals when the socket's state changes, and any
@@ -22,12 +23,13 @@ import zmq
 
 class Drain:
     def __init__(self, sock: zmq.Socket[Any], handle: Callable[[list[list[Any]]], None], limit: int,
-                 copy: bool = True) -> None:
+                 copy: bool = True, max_bytes: int = 0) -> None:
         """`handle(messages)`: each message is its list of frames (bytes, or zmq.Frame when not
         `copy`). What `handle` raises ends `run` with that exception."""
         self.sock: zmq.Socket[Any] = zmq.Socket.shadow(sock.underlying)   # the same socket, without asyncio
         self.handle = handle
         self.limit = limit
+        self.max_bytes = max_bytes or 1 << 62
         self.copy = copy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: asyncio.Future[None] | None = None
@@ -62,14 +64,17 @@ class Drain:
         try:
             sock = self.sock
             messages: list[list[Any]] = []
-            while len(messages) < self.limit:
+            read, budget = 0, self.max_bytes
+            while len(messages) < self.limit and read < budget:
                 try:
-                    messages.append(sock.recv_multipart(flags=zmq.NOBLOCK, copy=self.copy))
+                    frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=self.copy)
                 except zmq.Again:
                     break
+                messages.append(frames)
+                read += sum(len(f) for f in frames)
             if messages:
                 self.handle(messages)
-            more = len(messages) == self.limit or bool(cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN)
+            more = len(messages) == self.limit or read >= budget or bool(cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN)
         except BaseException as exc:   # ends run(): its task's supervisor sees the failure
             if not failed.done():
                 failed.set_exception(exc)

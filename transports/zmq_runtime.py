@@ -43,7 +43,7 @@ from gossipmq.core.resolution import Op
 from gossipmq.core.timers import Timer
 
 from .chaos import Chaos
-from .control import ControlServer, _reason, tcp_host
+from .control import WRITE_SLICE, ControlServer, _reason, tcp_host
 from .drain import Drain
 from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
@@ -667,9 +667,16 @@ class ZmqRuntime:
         many members (this node included) before it returns; ValueError/TimeoutError as
         `write_acked` (the writes stay applied on a timeout)."""
         members, needed = self._copies_needed(ack) if ack not in ("local", 1) else ([], 1)
-        written, failed = self.mutate_many(items)
-        self.commit()
-        self.flush_effects()
+        written: list[Entry] = []
+        failed: list[dict[str, Any]] = []
+        for start in range(0, len(items), WRITE_SLICE):
+            if start:
+                await asyncio.sleep(0)   # a large batch must not starve probes, answers and heartbeats
+            done, refused = self.mutate_many(items[start:start + WRITE_SLICE])
+            written += done
+            failed += [{**f, "index": f["index"] + start} for f in refused]
+            self.commit()
+            self.flush_effects()
         acked = 1
         if written and needed > 1:
             acked += min(len(by) for by in await self._await_copies(written, members, needed, ack, timeout))
