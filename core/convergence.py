@@ -2,7 +2,8 @@
 
 Every envelope carries its sender's checksum (Merkle root); the node remembers the last one per
 member. Agreement is the cheap, read-only observable operators and `status --wait-converged`
-use; `since` says for how long it has held (checked every `[gossip] convergence_check_ms`)."""
+use; `since` says for how long it has held (checked every `[gossip] convergence_check_ms` while
+anything it reads changes: a converged, idle node does not wake for it)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -22,16 +23,21 @@ class Convergence:
         self._reports: Counter[str] = Counter()   # checksum -> how many members last reported it
         #: when agreement was first seen by the periodic check; None while the replicas differ
         self.since: float | None = None
+        self._armed = False
+        self._changes = 0                             # reports that changed (heard, forget)
+        self._checked: tuple[str, int, int] | None = None   # what the last check read
 
     def heard(self, member_id: str, checksum: str) -> None:
         old = self.peer_sums.get(member_id)
         if old != checksum:
+            self._changes += 1
             self.peer_sums[member_id] = checksum
             self._count(old, -1)
             self._count(checksum, 1)
 
     def forget(self, member_id: str) -> None:
         """`member_id` left the view: its last report no longer counts."""
+        self._changes += 1
         self._count(self.peer_sums.pop(member_id, None), -1)
 
     def all_report(self, checksum: str) -> bool:
@@ -58,14 +64,28 @@ class Convergence:
         return self.since is not None and self.agrees()
 
     def start(self) -> None:
-        if self.node.gossip.convergence_check_ms > 0:
+        if not self._armed and self.node.gossip.convergence_check_ms > 0:
+            self._armed = True
             self.node.schedule(KERNEL, "convergence", self.node.gossip.convergence_check_ms / 1000)
 
+    def _reads(self) -> tuple[str, int, int]:
+        node = self.node
+        return node.store.checksum(), self._changes, node.members.version
+
+    def after_input(self) -> None:
+        """After every input: a check is due again once anything it reads has changed."""
+        if not self._armed and self._reads() != self._checked:
+            self.start()
+
     def on_timer(self) -> None:
-        """Track whether (and since when) every reachable member reports our checksum."""
+        """Track whether (and since when) every reachable member reports our checksum; keep
+        checking until they do, then only after a change (`after_input`)."""
+        self._armed = False
+        self._checked = self._reads()
         if self.agrees():
             if self.since is None:
                 self.since = self.node.now
+                self.start()   # one more check confirms it lasted an interval with nothing new
         else:
             self.since = None
-        self.start()
+            self.start()

@@ -1,9 +1,8 @@
 """The sans-I/O node kernel: inputs in, effects out.
 
-A `Node` is a deterministic state machine: fed inputs (a received envelope, a fired timer, a
-local write, leave or join) each with the time `now` (seconds), it returns effects (effects.py).
-It never touches a socket, a thread, an event loop, the wall clock or global randomness, so the
-ZeroMQ runtime, the in-memory runtime and the simulator all run exactly this code.
+A `Node` is a deterministic state machine: fed inputs (a received envelope, a fired timer, a local write, leave or
+join) each with the time `now` (seconds), it returns effects (effects.py). It never touches a socket, a thread, an
+event loop, the wall clock or global randomness: the ZeroMQ runtime, the in-memory runtime and the simulator run it.
 
 This module owns the inputs, the dispatch tables and the outbox. The mechanics live in parts
 with their own state: `Cluster` (cluster.py: membership - joins, claims, refutation, reaping),
@@ -294,6 +293,7 @@ class Node:
         if version != self._members_version:   # the reachable set changed during this input
             self._members_version = version
             self.dissemination.on_members_changed(self.ctx)
+        self.convergence.after_input()
         out, self._effects = self._effects, []
         return out
 

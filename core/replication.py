@@ -64,10 +64,17 @@ class Replication:
         #: origin -> highest counter attested by a received dot, causal context or the origin itself
         self.evidence: dict[str, int] = {}
         self.token = 0
+        self._gc_armed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.node.storage.gc_interval_ms > 0:
+        self._arm_gc()
+
+    def _arm_gc(self) -> None:
+        """The GC timer runs only while there is something to collect (a key holding a dead
+        version) or a purged key whose late copies are still ignored: an idle node skips it."""
+        if not self._gc_armed and (self.gc.candidates or self.gc.purged) and self.node.storage.gc_interval_ms > 0:
+            self._gc_armed = True
             self.node.schedule(KERNEL, "gc", self.node.storage.gc_interval_ms / 1000)
 
     def restore(self, entries: Sequence[Entry], watermarks: Mapping[str, int], *, counter: int, hlc: int,
@@ -117,6 +124,7 @@ class Replication:
         entry = self.store.write(key, value, deleted, self.origin, counter, hlc, vv=vv, kind=resolver.kind)
         node.stats["writes"] += 1
         self.gc.touch(key, node.now, bool(self.dead_versions(key)))
+        self._arm_gc()
         node.emit(KeyChanged(key, entry, "local", before))
         node.dissemination.on_local_write(node.ctx, entry)
         return entry
@@ -152,6 +160,8 @@ class Replication:
             return False
         stats["entries_applied"] += 1
         self.gc.touch(key, now, bool(self.dead_versions(key)))
+        if not self._gc_armed:
+            self._arm_gc()
         if origin != self.origin:
             self.lag.record(now, stored.hlc)
         node.emit(KeyChanged(key, stored, "remote", before))
@@ -345,7 +355,8 @@ class Replication:
                 self.store.drop(dead)
                 purged += 1
             self.gc.forget(key, node.now, reason, purged, still_dead=bool(self.dead_versions(key)))
-        node.schedule(KERNEL, "gc", node.storage.gc_interval_ms / 1000)
+        self._gc_armed = False
+        self._arm_gc()
 
 
 def _reachable(member: Member | None) -> bool:

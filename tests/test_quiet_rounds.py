@@ -4,9 +4,11 @@ news, membership updates or tombstone GC. With SWIM (the LAN preset): gossip-sty
 are membership updates, so with `heartbeat` every round carries news and none is quiet."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from gossipmq.core.config import parse_config
+from gossipmq.core.timers import Timer
 from gossipmq.transports.memory import MemoryNetwork, checksums, make_nodes
 from tests.helpers import memory_cluster, registry
 
@@ -124,3 +126,30 @@ def test_agreement_is_kept_per_report_as_members_speak_and_go() -> None:
     assert c.all_report("a")
     c.heard("m1", "b")
     assert c.all_report("b") and c._reports == {"b": 1}
+
+
+def test_an_idle_converged_node_skips_the_convergence_and_gc_checks_until_something_changes() -> None:
+    """The convergence check runs while replicas differ and once more to confirm, then only after
+    a change; the tombstone collector only while a key holds a dead version."""
+    net, addrs = cluster()
+    settle(net, addrs)
+    net.run_for(2.0)
+    fired: Counter[str] = Counter()
+    for node in net.nodes.values():
+        handle = node.handle_timer
+
+        def counted(now: float, timer: Timer, handle: Any = handle) -> Any:
+            fired[timer.name] += 1
+            return handle(now, timer)
+        node.handle_timer = counted   # type: ignore[method-assign]
+    net.run_for(10.0)
+    assert fired["convergence"] == 0 and fired["gc"] == 0 and fired["round"] > 0, fired
+    assert all(n.convergence.converged() for n in net.nodes.values())
+
+    first = net.nodes[addrs[0]]
+    since = first.convergence.since
+    net.delete(addrs[0], "k")   # a change: checks resume (the tombstone arms the collector too)
+    assert not first.convergence.converged()
+    assert net.wait_for(lambda: all(n.convergence.converged() for n in net.nodes.values()), 30.0)
+    assert first.convergence.since is not None and since is not None and first.convergence.since > since
+    assert fired["convergence"] > 0 and fired["gc"] > 0
