@@ -183,6 +183,14 @@ def ipv6_loopback() -> bool:
 
 
 # ---- runtime verbs ------------------------------------------------------------------------------------
+def start_pair(cluster: ProcessCluster) -> None:
+    """Node a, then b seeded by a; returns once each sees both alive."""
+    p1, p2 = free_ports(2)
+    cluster.start("a", p1)
+    cluster.start("b", p2, seeds=[cluster.addresses["a"]])
+    wait_until(lambda: alive_ids(cluster, "a") == alive_ids(cluster, "b") == {"a", "b"}, 10, "a and b joined")
+
+
 def test_join_makes_two_clusters_one() -> None:
     with process_cluster(CONFIG) as cluster:
         p1, p2, p3, nobody = free_ports(4)
@@ -231,10 +239,7 @@ def test_force_leave_turns_a_killed_member_left_everywhere() -> None:
 
 def test_tags_set_and_delete_reach_peers_as_updated_events() -> None:
     with process_cluster(CONFIG) as cluster:
-        p1, p2 = free_ports(2)
-        cluster.start("a", p1)
-        cluster.start("b", p2, seeds=[cluster.addresses["a"]])
-        wait_until(lambda: alive_ids(cluster, "b") == {"a", "b"}, 10, "a and b joined")
+        start_pair(cluster)
         ctl_a, ctl_b = cluster.controls["a"], cluster.controls["b"]
 
         with streaming("members", "--watch", "--json", "--control", ctl_b) as watch:
@@ -281,10 +286,7 @@ def test_the_agent_refuses_reserved_tags_too(tmp_path: Path) -> None:
 
 def test_monitor_pushes_logs_and_events_as_they_happen() -> None:
     with process_cluster(CONFIG) as cluster:
-        p1, p2 = free_ports(2)
-        cluster.start("a", p1)
-        cluster.start("b", p2, seeds=[cluster.addresses["a"]])
-        wait_until(lambda: alive_ids(cluster, "a") == {"a", "b"}, 10, "a and b joined")
+        start_pair(cluster)
         ctl_a = cluster.controls["a"]
         with streaming("monitor", "--events", "--json", "--level", "debug", "--control", ctl_a) as debug, \
                 streaming("monitor", "--json", "--control", ctl_a) as info:
@@ -322,10 +324,7 @@ def test_monitor_pushes_logs_and_events_as_they_happen() -> None:
 
 def test_info_version_ls_members_filters_and_ack() -> None:
     with process_cluster(CONFIG) as cluster:
-        p1, p2 = free_ports(2)
-        cluster.start("a", p1)
-        cluster.start("b", p2, seeds=[cluster.addresses["a"]])
-        wait_until(lambda: alive_ids(cluster, "a") == {"a", "b"}, 10, "a and b joined")
+        start_pair(cluster)
         ctl_a, ctl_b = cluster.controls["a"], cluster.controls["b"]
 
         info = ok_json(ctl("info", "--control", ctl_a, "--json"))
@@ -373,10 +372,7 @@ def test_load_writes_a_file_of_keys_in_batches(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"key": "a", "value": 1}\nnot json\n')
     with process_cluster(CONFIG) as cluster:
-        p1, p2 = free_ports(2)
-        cluster.start("a", p1)
-        cluster.start("b", p2, seeds=[cluster.addresses["a"]])
-        wait_until(lambda: alive_ids(cluster, "a") == {"a", "b"}, 10, "a and b joined")
+        start_pair(cluster)
         ctl_a = cluster.controls["a"]
 
         loaded = ok_json(ctl("load", str(flags), "--batch", "100", "--ack", "all", "--control", ctl_a, "--json"))
