@@ -29,7 +29,7 @@ class Drain:
         self.sock: zmq.Socket[Any] = zmq.Socket.shadow(sock.underlying)   # the same socket, without asyncio
         self.handle = handle
         self.limit = limit
-        self.max_bytes = max_bytes or 1 << 62
+        self.max_bytes = max_bytes   # 0: no byte budget (the frames are not even measured)
         self.copy = copy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: asyncio.Future[None] | None = None
@@ -65,16 +65,20 @@ class Drain:
             sock = self.sock
             messages: list[list[Any]] = []
             read, budget = 0, self.max_bytes
-            while len(messages) < self.limit and read < budget:
+            while len(messages) < self.limit:
                 try:
                     frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=self.copy)
                 except zmq.Again:
                     break
                 messages.append(frames)
-                read += sum(len(f) for f in frames)
+                if budget:
+                    read += sum(len(f) for f in frames)
+                    if read >= budget:
+                        break
             if messages:
                 self.handle(messages)
-            more = len(messages) == self.limit or read >= budget or bool(cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN)
+            spent = len(messages) == self.limit or (budget and read >= budget)
+            more = spent or bool(cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN)
         except BaseException as exc:   # ends run(): its task's supervisor sees the failure
             if not failed.done():
                 failed.set_exception(exc)
