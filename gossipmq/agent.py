@@ -38,7 +38,7 @@ from gossipmq.core.plugins import build_registry, make_plugin_manager, register_
 from gossipmq.core.registry import StrategyRegistry
 from gossipmq.core.resolution import Op, Read, decode_context
 from gossipmq.transports.chaos import Chaos
-from gossipmq.transports.control import RESERVED_TAG_PREFIX, members_view, status_view
+from gossipmq.transports.control import RESERVED_TAG_PREFIX, is_local, members_view, status_view
 from gossipmq.transports.event_scripts import EventScripts
 from gossipmq.transports.metrics import MetricsServer
 from gossipmq.transports.observers import Subscription
@@ -347,7 +347,7 @@ class Agent:
     async def _write(self, key: str, op: Op, ack: Ack, timeout: float) -> WriteResult:
         _check_ack(ack)
         runtime = self._runtime()
-        if ack == "local" or ack == 1:
+        if is_local(ack):
             result = await runtime.write(key, op)
         else:
             result = await runtime.write_acked(key, op, ack, timeout)

@@ -179,3 +179,39 @@ def test_three_processes_partition_kill9_restart_then_all_agree_and_checker_pass
             for n in NODES:
                 print(f"---- {n} ----\n{c.log(n)[-2500:]}")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
+    """What a read showed survives a kill -9: b shows a member it only received (its periodic
+    commit is a minute away: the control server commits before it answers, reads included), is
+    killed and restarted, then removes that member. The remove must cover the add it was based
+    on; had b restarted without the add, its remove would cover nothing and the member would come
+    back on every node."""
+    tmp = Path(tempfile.mkdtemp(prefix="gmq-readcommit-", dir="/tmp"))
+    path = tmp / "node.toml"
+    path.write_text(CONFIG.format(dir=tmp).replace("flush_ms = 20", "flush_ms = 60000"))
+    c = ProcessCluster(path, tmp)
+    ok = False
+    try:
+        pa, pb = free_ports(2)
+        c.start("a", pa)
+        c.start("b", pb, seeds=[c.addresses["a"]])
+        wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab"), 15, "2 alive members")
+        c.call("a", "sadd", key="set/s", member="m")
+        wait_until(lambda: (c.call("b", "smembers", key="set/s") or {}).get("value") == ["m"], 10,
+                   "b to read the member it received")
+        c.kill("b", signal.SIGKILL)
+        c.call("a", "block", peers=[c.addresses["b"]])   # b must remove from its own durable state
+        c.start("b", pb, seeds=[c.addresses["a"]])
+        assert c.call("b", "smembers", key="set/s")["value"] == ["m"]   # it survived the kill
+        c.call("b", "srem", key="set/s", member="m")
+        c.call("a", "block", peers=[])
+        wait_until(lambda: len({c.call(n, "status")["checksum"] for n in "ab"}) == 1, 20, "a and b to agree")
+        assert [c.call(n, "smembers", key="set/s") for n in "ab"] == [None, None]
+        ok = True
+    finally:
+        c.stop_all()
+        if not ok:
+            for n in "ab":
+                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -201,6 +201,11 @@ MAX_REQUEST_BYTES = 8 << 20
 WRITE_SLICE = 256   # writes of one put_many applied per loop turn (then timers and the inbox run)
 
 
+def is_local(ack: str | int) -> bool:
+    """Does this acknowledgement level ask for no copy beyond this node's own?"""
+    return ack == "local" or ack == 1
+
+
 def decode_request(raw: bytes) -> Request:
     """Bytes -> a typed request; ValueError whose message names the command or field at fault."""
     if len(raw) > MAX_REQUEST_BYTES:
@@ -606,7 +611,7 @@ class ControlServer:
             return self._write(req.key, Op("put", req.value, _context(req.context), req.field), req.ack)
         if isinstance(req, PutMany):
             items = [(key, Op("put", value)) for key, value in req.items]
-            if (req.ack == "local" or req.ack == 1) and len(items) <= WRITE_SLICE:
+            if is_local(req.ack) and len(items) <= WRITE_SLICE:
                 written, failed = rt.mutate_many(items)
                 return {"written": len(written), "failed": failed, "acked": 1 if written else 0}
             return rt.write_many(items, req.ack)

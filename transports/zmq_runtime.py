@@ -43,7 +43,7 @@ from gossipmq.core.resolution import Op
 from gossipmq.core.timers import Timer
 
 from .chaos import Chaos
-from .control import WRITE_SLICE, ControlServer, _reason, tcp_host
+from .control import WRITE_SLICE, ControlServer, _reason, is_local, tcp_host
 from .drain import Drain
 from .metrics import COMMIT_BUCKETS, Histogram
 from .observers import Observers
@@ -116,7 +116,6 @@ class _LinkWatch:
             except zmq.ZMQError:
                 pass
         self.monitor.close(linger=0)
-
 
 class ZmqRuntime:
     def __init__(self, node: Node, *, bind: str, control: str | None = None, control_token: str = "",
@@ -666,7 +665,7 @@ class ZmqRuntime:
         {"written", "failed", "acked"}. With `ack` every written version is confirmed by that
         many members (this node included) before it returns; ValueError/TimeoutError as
         `write_acked` (the writes stay applied on a timeout)."""
-        members, needed = self._copies_needed(ack) if ack not in ("local", 1) else ([], 1)
+        members, needed = ([], 1) if is_local(ack) else self._copies_needed(ack)
         written: list[Entry] = []
         failed: list[dict[str, Any]] = []
         for start in range(0, len(items), WRITE_SLICE):
