@@ -117,6 +117,7 @@ class _LinkWatch:
                 pass
         self.monitor.close(linger=0)
 
+
 class ZmqRuntime:
     def __init__(self, node: Node, *, bind: str, control: str | None = None, control_token: str = "",
                  pm: pluggy.PluginManager | None = None, socket_options: dict[str, dict[str, Any]] | None = None,
