@@ -16,7 +16,10 @@ end with the same versions as one that purged later. Two ways out:
   2. Every live member's digest covers D: every live member has seen (and, since the
      tombstone covers it, dropped) every such concurrent write. Nothing a live member holds
      can resurrect the key, so every replica may purge it on its own.
-  Members that are dead or left are not waited for.
+  Members that are dead or left are not waited for. A node that knows no live member judges
+  nothing: it may have just restarted from its database and not yet rejoined, so "every member
+  has seen it" would hold for nobody's word. Such a node (and a one-node cluster) purges by TTL.
+  A restored replica's TTL clock starts at its restart (the delete's age is not stored).
 
 **TTL.** After ``tombstone_ttl_ms`` the key is purged even if some member never confirmed (it
 is silent, partitioned, or the dissemination never sends digests). Trade-off: a replica that

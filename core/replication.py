@@ -68,6 +68,11 @@ class Replication:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        # a restored replica's dead versions become candidates now: their TTL counts from this
+        # start (the time since the delete is not stored), never from the clock's zero
+        for key in list(self.store.entries):
+            if self.dead_versions(key):
+                self.gc.touch(key, self.node.now, dead=True)
         self._arm_gc()
 
     def _arm_gc(self) -> None:
@@ -95,9 +100,6 @@ class Replication:
         self.hlc.last = max(self.hlc.last, hlc)
         self.life = life
         self.origin = origin_of(node.node_id, life)
-        for key in list(self.store.entries):
-            if self.dead_versions(key):
-                self.gc.touch(key, node.now, dead=True)
         return problems
 
     # -- local writes ---------------------------------------------------------------------------
@@ -339,7 +341,10 @@ class Replication:
         key reads the same without them (core/gc.py)."""
         node = self.node
         self.gc.expire(node.now)
-        for key, reason in self.gc.due(node.now, self.dead_versions, self.live_digests()):
+        digests = self.live_digests()
+        if digests is not None and len(digests) == 1:
+            digests = None   # no member's word yet (alone, or restarted and not yet rejoined): TTL only
+        for key, reason in self.gc.due(node.now, self.dead_versions, digests):
             resolver = node.router.for_key(key)
             purged = 0
             for dead in self.dead_versions(key):

@@ -109,3 +109,45 @@ def test_a_damaged_row_is_reported_not_skipped(tmp_path: Path) -> None:
 
 def test_memory_backend_has_no_storage() -> None:
     assert attach(node(), StorageSection()) is None
+
+
+def test_a_restarted_replica_keeps_its_tombstones_until_it_has_heard_from_the_cluster(tmp_path: Path) -> None:
+    """n1 deletes k while cut off from n2 (which holds k = v), is killed and restarts from its
+    database, and runs on alone for a while (its seed is still cut off). The restored tombstone
+    must neither count as TTL-expired (the clock starts at the restart, not at 0) nor as causally
+    stable (a node that knows no member yet has not heard that every member saw it): once the
+    cut heals the delete wins on both nodes, it does not come back as k = v."""
+    from gossipmq.core.config import Config
+    from gossipmq.transports.memory import MemoryNetwork, make_nodes
+
+    t0 = 1_700_000_000.0   # wall-clock time, as the ZeroMQ runtime gives the kernel
+    overrides = {**RULES, "storage": {"tombstone_ttl_ms": 3_600_000, "gc_interval_ms": 200},
+                 "anti_entropy": {"interval_ms": 500}}
+    cfg: Config = config(overrides)
+    net = MemoryNetwork(seed=3)
+    net.now = t0
+    n1, n2 = make_nodes(cfg, registry(), 2, seed=3, incarnation=1000)
+    db = tmp_path / "n0.db"
+    storage = attach(n1, section(db))
+    assert storage is not None
+    net.add(n1)
+    net.add(n2)
+    net.put(n2.address, "k", "v")
+    assert net.wait_for(lambda: n1.get("k") is not None and n1.get("k").value == "v", 10)
+    net.partition([n1.address], [n2.address])
+    net.delete(n1.address, "k")
+    storage.flush(n1)
+    net.crash(n1.address)
+    storage.close()                                            # kill -9: what was committed stays
+
+    again = make_nodes(cfg, registry(), 2, seed=4, incarnation=2000)[0]
+    storage = attach(again, section(db))
+    assert storage is not None and again.read("k").deleted
+    net.add(again)
+    net.run_for(90.0)                                          # alone: GC ticks, the purge guard expires
+    assert again.store.versions("k"), "the restored tombstone was purged before the node rejoined"
+    net.heal()
+    assert net.wait_for(lambda: n2.read("k") is not None and n2.read("k").deleted
+                        and again.store.checksum() == n2.store.checksum(), 60)
+    assert again.read("k").deleted
+    storage.close()
