@@ -101,10 +101,18 @@ class ForwardJoin(msgspec.Struct, frozen=True):
 
 
 class Neighbor(msgspec.Struct, frozen=True):
-    """Please make me your neighbour; `high` (our active view is empty) must be accepted."""
+    """Please make me your neighbour; `high` (our active view is empty) must be accepted.
+
+    A `swap` request comes from a node whose active view is full, to a passive node it has not
+    heard of lately: take me even if you are full, unless you have seen me or any id of
+    `piece` (ids I saw lately) - then we are in the same part of the cluster already. `drop`:
+    the neighbour I will drop for you (you hint it to the neighbour you drop)."""
 
     high: bool
     epoch: Count
+    swap: bool = False
+    piece: tuple[str, ...] = ()
+    drop: PeerRef | None = None
 
 
 class NeighborReply(msgspec.Struct, frozen=True):
@@ -117,14 +125,18 @@ class NeighborReply(msgspec.Struct, frozen=True):
     to_epoch: Count | None = None
     out: Count = 0
     seen: Count = 0
+    swap: bool = False             # the answer to a swap request
+    drop: PeerRef | None = None    # swap accepted: the neighbour the sender dropped for us
 
 
 class Disconnect(msgspec.Struct, frozen=True):
-    """You are no longer in my active view; `seq` counts our DISCONNECTs to you."""
+    """You are no longer in my active view; `seq` counts our DISCONNECTs to you. `hint` (a
+    swap): the node dropped on the other side of it - ask it to be your neighbour instead."""
 
     epoch: Count
     to_epoch: Count | None
     seq: Count
+    hint: PeerRef | None = None
 
 
 class Shuffle(msgspec.Struct, frozen=True):
@@ -134,6 +146,7 @@ class Shuffle(msgspec.Struct, frozen=True):
     nodes: tuple[PeerRef, ...]
     ttl: Count
     size: Estimate = 0.0     # the origin's cluster-size estimate (0: none), shared for free
+    ka: Count = 0            # the first `ka` of `nodes` are the origin's neighbours (the rest passive)
 
 
 class ShuffleReply(msgspec.Struct, frozen=True):
@@ -206,6 +219,12 @@ class HyParViewOptions:
     #: other (a boot storm through several seeds can leave one) can then break into the
     #: overlay; without it their low-priority requests are refused forever. -1 disables.
     escalate_at: int = 2
+    #: swaps: at each shuffle tick (from the 4th on) a node with a full active view asks, with
+    #: probability swap_rate / (ids it saw in the last `swap_memory` ticks), a passive node it
+    #: has not seen lately to trade links. Two parts of a boot storm whose nodes all have full
+    #: active views are joined no other way; 0 disables (such a node also refuses swaps).
+    swap_rate: float = 4.0
+    swap_memory: int = 30
     #: a NEIGHBOR request unanswered this long (seconds) counts as a failed node
     neighbor_request_timeout: float = 5.0
     #: a size probe (random tour) is dropped after this many hops; keep it well above 10 n,
@@ -225,6 +244,8 @@ class HyParViewOptions:
             raise ValueError("need 0 <= prwl <= arwl")
         if min(self.shuffle_ka, self.shuffle_kp, self.shuffle_ttl) < 0:
             raise ValueError("shuffle parameters must be non-negative")
+        if not (math.isfinite(self.swap_rate) and self.swap_rate >= 0.0) or self.swap_memory < 1:
+            raise ValueError("need swap_rate >= 0 and swap_memory >= 1")
 
     @classmethod
     def for_cluster_size(cls, n: int, *, c: int = 1, k: int = 6) -> HyParViewOptions:
