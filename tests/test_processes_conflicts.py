@@ -215,3 +215,45 @@ def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
             for n in "ab":
                 print(f"---- {n} ----\n{c.log(n)[-2500:]}")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_restarted_node_keeps_an_acknowledged_remove_its_peer_never_saw() -> None:
+    """The chaos run's lost remove, in two processes: a removes the last member of a set while b
+    cannot hear it (an emptied set is a dead version, a tombstone), a is killed -9 at once and
+    restarts from its database while b still cannot hear it. The restored tombstone must outlive
+    a's first garbage-collection ticks (it once counted as a day old at the restart, and a node
+    that knew no member yet counted it as seen by all), so that once b hears a again the remove
+    reaches b instead of b's add coming back."""
+    tmp = Path(tempfile.mkdtemp(prefix="gmq-restart-gc-", dir="/tmp"))
+    path = tmp / "node.toml"
+    path.write_text(CONFIG.format(dir=tmp) + "gc_interval_ms = 200\n")
+    c = ProcessCluster(path, tmp)
+    ok = False
+    try:
+        pa, pb = free_ports(2)
+        c.start("a", pa)
+        c.start("b", pb, seeds=[c.addresses["a"]])
+        wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab"), 15, "2 alive members")
+        c.call("b", "sadd", key="set/t", member="m")
+        wait_until(lambda: (c.call("a", "smembers", key="set/t") or {}).get("value") == ["m"], 10,
+                   "a to read the member b added")
+        c.call("b", "block", peers=[c.addresses["a"]])   # b neither hears a nor talks to it
+        c.call("a", "srem", key="set/t", member="m")      # acknowledged: durable on a
+        c.kill("a", signal.SIGKILL)
+        c.start("a", pa, seeds=[c.addresses["b"]])
+        assert c.call("a", "smembers", key="set/t") is None   # the remove survived the kill
+        wait_until(lambda: c.call("a", "status")["uptime_s"] >= 2.0, 10, "a to run 10 GC ticks alone")
+        conflicts = c.call("a", "status")["conflicts"]
+        assert conflicts["tombstones_pending"] == 1 and not conflicts.get("gc_purged_ttl") \
+            and not conflicts.get("gc_purged_stable"), conflicts
+        c.call("b", "block", peers=[])
+        wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab")
+                   and len({c.call(n, "status")["checksum"] for n in "ab"}) == 1, 30, "a and b to agree")
+        assert [c.call(n, "smembers", key="set/t") for n in "ab"] == [None, None]
+        ok = True
+    finally:
+        c.stop_all()
+        if not ok:
+            for n in "ab":
+                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
+        shutil.rmtree(tmp, ignore_errors=True)
