@@ -106,6 +106,8 @@ class MembershipSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     shuffle_ttl: Annotated[int, msgspec.Meta(ge=0, le=64)] = 6            # shuffle walk length
     shuffle_interval_ms: Annotated[int, msgspec.Meta(ge=10, le=3_600_000)] = 10_000   # shuffle and top-up period
     escalate_at: Annotated[int, msgspec.Meta(ge=-1, le=64)] = 2           # this few neighbours: ask high priority
+    swap_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1000.0)] = 4.0    # swaps join all-full parts; 0 = off
+    swap_memory: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 30       # shuffle ticks an id counts as seen
     neighbor_request_timeout_ms: Annotated[int, msgspec.Meta(ge=10)] = 5_000   # unanswered = failed node
     size_probe_interval_ms: Annotated[int, msgspec.Meta(ge=0)] = 60_000   # size-estimate tour tick; 0 = off
 

@@ -42,6 +42,21 @@ What this adds to the paper, and why:
   request (the paper: only with none). When many nodes join through a few seeds at once, two
   nodes can end up linked only to each other; their low-priority requests to full nodes would
   be refused forever, and the overlay would stay partitioned.
+* Swaps. A boot storm can also leave two or more parts in which *every* node has a full
+  active view: no escalation, full nodes refuse low-priority requests, and shuffles trade
+  only passive ids, so nothing would ever join them. Each node remembers, for `swap_memory`
+  ticks, the ids it saw over active links - shuffle origins and their active ids, shuffle
+  repliers, tour origins, its neighbours: its own part of the cluster. From its 4th tick on,
+  a full node A asks at each tick, with probability `swap_rate` / (ids remembered), a passive
+  node B it has not seen for a swap: a NEIGHBOR marked `swap`, with a `piece` of up to 30 ids
+  it saw and the neighbour E it will `drop`. B refuses if it saw A or any id of the piece
+  (same part). Otherwise it takes A even when full, dropping a neighbour D that it names in
+  its accept (which carries the DISCONNECT counts as any accept), and A drops E; each
+  DISCONNECT `hint`s the other dropped node, and D and E ask each other with high priority,
+  naming the node that is dropping the receiver (a full receiver drops that one rather than a
+  random neighbour). Edges (A, E) and (B, D) become (A, B) and (D, E): no degree changes and
+  the two parts are one. A small part remembers few ids, so its nodes ask often; in a healthy
+  overlay a node remembers most of it, so requests are rare and nearly all refused.
 
 Cluster size. The view sizes are fixed by configuration, so nothing local measures n. On
 request (`start_size_probe`) a node sends a *random tour* (Massoulié, Le Merrer, Kermarrec,
@@ -106,13 +121,16 @@ class Neighbor(msgspec.Struct, frozen=True):
     A `swap` request comes from a node whose active view is full, to a passive node it has not
     heard of lately: take me even if you are full, unless you have seen me or any id of
     `piece` (ids I saw lately) - then we are in the same part of the cluster already. `drop`:
-    the neighbour I will drop for you (you hint it to the neighbour you drop)."""
+    the neighbour I will drop for you (you hint it to the neighbour you drop). `replaces`: if
+    you are full, drop this neighbour for me rather than a random one (a swap is dropping it
+    from you anyway: the request follows a DISCONNECT's hint)."""
 
     high: bool
     epoch: Count
     swap: bool = False
     piece: tuple[str, ...] = ()
     drop: PeerRef | None = None
+    replaces: PeerRef | None = None
 
 
 class NeighborReply(msgspec.Struct, frozen=True):
@@ -131,12 +149,14 @@ class NeighborReply(msgspec.Struct, frozen=True):
 
 class Disconnect(msgspec.Struct, frozen=True):
     """You are no longer in my active view; `seq` counts our DISCONNECTs to you. `hint` (a
-    swap): the node dropped on the other side of it - ask it to be your neighbour instead."""
+    swap): the node dropped on the other side of it - ask it to be your neighbour instead,
+    naming `hint_drops`, its neighbour that is dropping it, as the link you replace."""
 
     epoch: Count
     to_epoch: Count | None
     seq: Count
     hint: PeerRef | None = None
+    hint_drops: PeerRef | None = None
 
 
 class Shuffle(msgspec.Struct, frozen=True):
@@ -195,6 +215,13 @@ class NeighborDown:
 
 
 Output = Send | NeighborUp | NeighborDown
+
+#: ids sent along with a swap request (the requester's neighbours first, then the latest seen)
+SWAP_PIECE = 30
+#: a node asks for and accepts swaps from this shuffle tick on (it needs a few ticks of ids)
+SWAP_FROM_TICK = 4
+#: ids remembered as seen at most (the oldest are forgotten first)
+SEEN_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +296,8 @@ class HyParView:
     """One node's views. Feed it messages, failures and the periodic shuffle tick."""
 
     __slots__ = ("me", "options", "epoch", "_rng", "_active", "_passive", "_pending", "_tried",
-                 "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "_heard", "stats")
+                 "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "_heard", "_tick",
+                 "_seen", "_swap_out", "stats")
 
     def __init__(self, me: PeerRef, options: HyParViewOptions | None = None,
                  rng: random.Random | None = None, *, epoch: int = 0) -> None:
@@ -287,8 +315,12 @@ class HyParView:
         self._probe_seq = 0
         self._estimates: deque[float] = deque(maxlen=max(1, self.options.size_samples))
         self._heard: deque[float] = deque(maxlen=max(1, self.options.size_samples))
+        self._tick = 0                              # shuffle ticks so far
+        self._seen: OrderedDict[str, int] = OrderedDict()   # ids in our part of the cluster -> last tick
+        self._swap_out: dict[PeerRef, PeerRef] = {}  # swap request out -> the neighbour we will drop
         self.stats: dict[str, int] = dict.fromkeys(
-            ("stale_replies", "stale_disconnects", "heal_disconnects", "old_epoch"), 0)
+            ("stale_replies", "stale_disconnects", "heal_disconnects", "old_epoch", "swaps_asked",
+             "swaps_taken"), 0)
 
     # ---- views ----------------------------------------------------------------------
 
@@ -383,6 +415,7 @@ class HyParView:
             self._on_shuffle(sender, msg, out)
         elif isinstance(msg, ShuffleReply):
             self._hear(msg.size)
+            self._see(sender)
             self._merge_passive((sender, *msg.nodes[: self.options.passive_size]), self._last_shuffle)
         elif isinstance(msg, SizeProbe):
             self._on_size_probe(msg, out)
@@ -400,26 +433,38 @@ class HyParView:
             self._send_disconnect(peer, out)
         self._passive.pop(peer, None)
         self._pending.pop(peer, None)
+        self._swap_out.pop(peer, None)
         self._fill(now, out)
         return out
 
     def on_shuffle_timer(self, now: float) -> list[Output]:
-        """The periodic tick: expire unanswered requests, top the active view up, shuffle."""
+        """The periodic tick: expire unanswered requests, top the active view up, shuffle, and
+        now and then ask for a swap."""
         out: list[Output] = []
         self._tried.clear()
         for peer, (sent, _) in list(self._pending.items()):
             if now - sent >= self.options.neighbor_request_timeout:
                 del self._pending[peer]
                 self._passive.pop(peer, None)      # no answer: considered failed (paper)
+        for peer in [p for p in self._swap_out if p not in self._pending]:
+            del self._swap_out[peer]
+        self._tick += 1
+        horizon = self._tick - self.options.swap_memory
+        while self._seen and next(iter(self._seen.values())) < horizon:
+            self._seen.popitem(last=False)
+        for peer in self._active:
+            self._see(peer)
         self._fill(now, out, escalate=len(self._active) <= self.options.escalate_at)
         if self._active:
             opts = self.options
             active = list(self._active)
             target = self._rng.choice(active)
             sample = self._sample([p for p in active if p != target], opts.shuffle_ka)
+            ka = len(sample)
             sample += self._sample(list(self._passive), opts.shuffle_kp)
             self._last_shuffle = tuple(sample)
-            out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl, self._share())))
+            out.append(Send(target, Shuffle(self.me, tuple(sample), opts.shuffle_ttl, self._share(), ka)))
+        self._maybe_swap(now, out)
         return out
 
     def start_size_probe(self) -> list[Output]:
@@ -436,6 +481,7 @@ class HyParView:
     def _on_size_probe(self, msg: SizeProbe, out: list[Output]) -> None:
         if not (math.isfinite(msg.total) and msg.total >= 0.0 and msg.hops >= 1):
             return
+        self._see(msg.origin)                         # a tour walks our part of the cluster
         if msg.origin == self.me:
             degree = self._probes.pop(msg.probe, None)
             if degree is not None:
@@ -482,17 +528,23 @@ class HyParView:
     def _on_neighbor(self, sender: PeerRef, msg: Neighbor, out: list[Output]) -> None:
         if not self._note_epoch(sender, msg.epoch, out):
             return
+        if msg.swap and sender not in self._active:
+            self._on_swap(sender, msg, out)
+            return
         if sender not in self._active:
             if not msg.high and len(self._active) >= self.options.active_size:
                 out.append(Send(sender, NeighborReply(False, self.epoch)))
                 return
-            self._add_active(sender, out)
+            self._add_active(sender, out, victim=msg.replaces)
         self._send_accept(sender, out)
 
     def _on_neighbor_reply(self, now: float, sender: PeerRef, msg: NeighborReply, out: list[Output]) -> None:
         if not self._note_epoch(sender, msg.epoch, out):
             return
         was_pending = self._pending.pop(sender, None) is not None
+        drop = self._swap_out.pop(sender, None)     # ours was a swap request: we drop this one
+        if not was_pending:
+            drop = None
         if not msg.accepted:
             self._tried.add(sender)         # stays passive, but not asked again this period
             self._fill(now, out)
@@ -508,7 +560,12 @@ class HyParView:
             return
         link.seen = max(link.seen, msg.out)
         if sender not in self._active:
-            self._add_active(sender, out)
+            if drop is not None:
+                # Our swap was taken: drop the neighbour we named, and hint it to the one the
+                # sender dropped for us, so those two link up and no degree changes.
+                self._add_active(sender, out, victim=drop, hint=msg.drop, hint_drops=sender)
+            else:
+                self._add_active(sender, out)
 
     def _on_disconnect(self, now: float, sender: PeerRef, msg: Disconnect, out: list[Output]) -> None:
         if not self._note_epoch(sender, msg.epoch, out):
@@ -522,6 +579,16 @@ class HyParView:
             del self._active[sender]
             out.append(NeighborDown(sender))
             self._add_passive(sender)
+            hint = msg.hint
+            if (hint is not None and hint != self.me and hint != sender and hint not in self._active
+                    and hint not in self._pending
+                    and len(self._active) + len(self._pending) < self.options.active_size):
+                # A swap dropped us for a node whose own neighbour (`hint`) was dropped for it:
+                # link with that one, high priority (it has a free slot, or will have: should
+                # our request come first, it drops `hint_drops`, which is dropping it anyway).
+                replaces = msg.hint_drops if msg.hint_drops != self.me else None
+                self._pending[hint] = (now, True)
+                out.append(Send(hint, Neighbor(True, self.epoch, replaces=replaces)))
             self._fill(now, out)
 
     # ---- shuffle --------------------------------------------------------------------
@@ -534,11 +601,17 @@ class HyParView:
         if msg.origin == self.me:
             return
         nodes = msg.nodes[: self.options.passive_size]
+        ka = min(msg.ka, len(nodes))
+        # The walk came over active links, so its origin and the origin's neighbours are in our
+        # part of the cluster (the passive ids need not be).
+        self._see(msg.origin)
+        for peer in nodes[:ka]:
+            self._see(peer)
         ttl = min(msg.ttl, self.options.shuffle_ttl) - 1
         if ttl > 0 and len(self._active) > 1:
             candidates = [p for p in self._active if p != sender and p != msg.origin]
             if candidates:
-                out.append(Send(self._rng.choice(candidates), Shuffle(msg.origin, nodes, ttl, msg.size)))
+                out.append(Send(self._rng.choice(candidates), Shuffle(msg.origin, nodes, ttl, msg.size, ka)))
                 return
         passive = [p for p in self._passive if p != msg.origin]
         reply = tuple(self._sample(passive, len(nodes) + 1))
@@ -546,23 +619,97 @@ class HyParView:
         self._hear(msg.size)
         self._merge_passive((msg.origin, *nodes), reply)
 
+    # ---- swaps ----------------------------------------------------------------------
+
+    def _see(self, peer: PeerRef) -> None:
+        """`peer` is in our part of the cluster as of this tick."""
+        if peer == self.me:
+            return
+        seen = self._seen
+        seen[peer.id] = self._tick
+        seen.move_to_end(peer.id)
+        if len(seen) > SEEN_MAX:
+            seen.popitem(last=False)
+
+    def _maybe_swap(self, now: float, out: list[Output]) -> None:
+        """A full node, now and then, asks a passive node it has not seen lately to trade links:
+        the smaller the part of the cluster it sees, the likelier (swap_rate / piece)."""
+        opts = self.options
+        if (opts.swap_rate <= 0.0 or self._tick < SWAP_FROM_TICK or self._pending
+                or len(self._active) < opts.active_size):
+            return
+        if self._rng.random() >= min(1.0, opts.swap_rate / max(1, len(self._seen))):
+            return
+        candidates = [p for p in self._passive
+                      if p.id not in self._seen and p not in self._pending and p not in self._tried]
+        if not candidates:
+            return
+        target = self._rng.choice(candidates)
+        drop = self._rng.choice(list(self._active))
+        piece = [p.id for p in self._active]
+        for peer_id in reversed(self._seen):         # the latest seen first
+            if len(piece) >= SWAP_PIECE:
+                break
+            if peer_id != target.id and peer_id not in piece:
+                piece.append(peer_id)
+        self._pending[target] = (now, False)
+        self._swap_out[target] = drop
+        self.stats["swaps_asked"] += 1
+        out.append(Send(target, Neighbor(False, self.epoch, True, tuple(piece[:SWAP_PIECE]), drop)))
+
+    def _on_swap(self, sender: PeerRef, msg: Neighbor, out: list[Output]) -> None:
+        """A swap request from a non-neighbour. Refused if we have seen it or any of its piece
+        lately (same part of the cluster); else taken even when full: we drop a neighbour D,
+        hinting it to the requester's dropped neighbour E, so the requester's part and ours
+        end up joined by (requester, us) and (D, E), with every degree unchanged."""
+        opts = self.options
+        piece = msg.piece[:SWAP_PIECE]
+        others = [p for p in self._active if p != msg.drop]
+        full = len(self._active) >= opts.active_size
+        ours = {p.id for p in self._active}     # seen too, even if linked since the last tick
+        if (opts.swap_rate <= 0.0 or self._tick < SWAP_FROM_TICK or sender.id in self._seen
+                or self.me.id in piece or any(i in self._seen or i in ours for i in piece) or (full and not others)):
+            out.append(Send(sender, NeighborReply(False, self.epoch, swap=True)))
+            return
+        hint = msg.drop if msg.drop is not None and msg.drop != self.me and msg.drop != sender else None
+        dropped = None
+        if full:
+            # Our own swap request to the sender crossed this one: drop the neighbour we named
+            # in it, which the sender hints to the one it drops.
+            own = self._swap_out.get(sender)
+            dropped = own if own in others else self._rng.choice(others)
+            self._drop_active(dropped, out, hint, sender if hint is not None else None)
+        self._add_active(sender, out)
+        self.stats["swaps_taken"] += 1
+        self._send_accept(sender, out, swap=True, drop=dropped)
+
     # ---- view mechanics -------------------------------------------------------------
 
-    def _add_active(self, peer: PeerRef, out: list[Output]) -> None:
-        """Make `peer` a neighbour, dropping a random one (with DISCONNECT) if full."""
+    def _add_active(self, peer: PeerRef, out: list[Output], victim: PeerRef | None = None,
+                    hint: PeerRef | None = None, hint_drops: PeerRef | None = None) -> None:
+        """Make `peer` a neighbour, dropping one (with DISCONNECT) if full: `victim` if it is a
+        neighbour, else a random one; the DISCONNECT carries `hint` and `hint_drops` (a swap)."""
         if peer == self.me or peer in self._active:
             return
         self._passive.pop(peer, None)
         self._pending.pop(peer, None)
+        self._swap_out.pop(peer, None)
         if len(self._active) >= self.options.active_size:
-            victim = self._rng.choice(list(self._active))
-            del self._active[victim]
-            out.append(NeighborDown(victim))
-            self._send_disconnect(victim, out)
-            self._add_passive(victim)
+            if victim is None or victim not in self._active:
+                victim = self._rng.choice(list(self._active))
+            if hint == victim:
+                hint = hint_drops = None
+            self._drop_active(victim, out, hint, hint_drops if hint is not None else None)
         self._active[peer] = None
         self._link(peer)          # a neighbour's counters are kept (and refreshed in the LRU)
         out.append(NeighborUp(peer))
+
+    def _drop_active(self, victim: PeerRef, out: list[Output], hint: PeerRef | None = None,
+                     hint_drops: PeerRef | None = None) -> None:
+        del self._active[victim]
+        out.append(NeighborDown(victim))
+        self._send_disconnect(victim, out, hint, hint_drops)
+        self._add_passive(victim)
 
     def _add_passive(self, peer: PeerRef, prefer_evict: Iterable[PeerRef] = ()) -> None:
         if peer == self.me or peer in self._active or peer in self._passive:
@@ -573,6 +720,7 @@ class HyParView:
                 victim = self._rng.choice(list(self._passive))
             del self._passive[victim]
             self._pending.pop(victim, None)
+            self._swap_out.pop(victim, None)
         self._passive[peer] = None
 
     def _merge_passive(self, nodes: Iterable[PeerRef], sent: tuple[PeerRef, ...]) -> None:
@@ -594,14 +742,16 @@ class HyParView:
             self._pending[peer] = (now, high)
             out.append(Send(peer, Neighbor(high, self.epoch)))
 
-    def _send_accept(self, peer: PeerRef, out: list[Output]) -> None:
+    def _send_accept(self, peer: PeerRef, out: list[Output], swap: bool = False,
+                     drop: PeerRef | None = None) -> None:
         link = self._link(peer)
-        out.append(Send(peer, NeighborReply(True, self.epoch, link.epoch, link.out, link.seen)))
+        out.append(Send(peer, NeighborReply(True, self.epoch, link.epoch, link.out, link.seen, swap, drop)))
 
-    def _send_disconnect(self, peer: PeerRef, out: list[Output]) -> None:
+    def _send_disconnect(self, peer: PeerRef, out: list[Output], hint: PeerRef | None = None,
+                         hint_drops: PeerRef | None = None) -> None:
         link = self._link(peer)
         link.out += 1
-        out.append(Send(peer, Disconnect(self.epoch, link.epoch, link.out)))
+        out.append(Send(peer, Disconnect(self.epoch, link.epoch, link.out, hint, hint_drops)))
 
     def _link(self, peer: PeerRef) -> _Link:
         link = self._links.get(peer)

@@ -139,8 +139,9 @@ class HyParViewOverlay(Overlay):
         self.hv = hv.HyParView(self.me, hv.HyParViewOptions(
             active_size=options.active_size, passive_size=options.passive_size, arwl=options.arwl,
             prwl=options.prwl, shuffle_ka=options.shuffle_ka, shuffle_kp=options.shuffle_kp,
-            shuffle_ttl=options.shuffle_ttl, escalate_at=options.escalate_at,
-            neighbor_request_timeout=options.neighbor_request_timeout_ms / 1000), node.rng, epoch=self.epoch)
+            shuffle_ttl=options.shuffle_ttl, escalate_at=options.escalate_at, swap_rate=options.swap_rate,
+            swap_memory=options.swap_memory, neighbor_request_timeout=options.neighbor_request_timeout_ms / 1000),
+            node.rng, epoch=self.epoch)
         self.active: dict[str, hv.PeerRef] = {}     # member id -> its ref, mirrored from the events
         self.sync_on_link = True                    # digest sync with each new neighbour (off: simulator bootstrap)
 
@@ -232,7 +233,8 @@ class HyParViewOverlay(Overlay):
                 "size_samples": {"tours": own, "heard": heard},
                 "active": sorted(self.active),
                 "passive": [{"id": p.id, "address": p.addr} for p in sorted(self.hv.passive, key=lambda p: p.id)],
-                "pending": sorted(p.id for p in self.hv.pending)}
+                "pending": sorted(p.id for p in self.hv.pending),
+                "counters": dict(self.hv.stats)}   # swaps asked / taken, stale replies, healed links
 
     # -- outputs ----------------------------------------------------------------------------
     def _apply(self, outs: list[hv.Output], env: Envelope | None = None,

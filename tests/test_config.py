@@ -48,6 +48,10 @@ def _load(tmp_path: Path, text: str) -> None:
     ("[node]\nid='" + "n" * 250 + "'\n", ["[node]", "key 'id'", "250 bytes; at most 240", "peers would drop"]),
     ("[node]\nid='n 1'\n", ["[node]", "key 'id'", "may not contain spaces or control characters"]),
     ("[node]\ncluster=\"a\\tb\"\n", ["[node]", "key 'cluster'", "may not contain spaces or control characters"]),
+    # HyParView swaps (core/hyparview.py): a rate >= 0 (0 = off), a memory of at least one tick
+    ("[membership]\nswap_rate=-1\n", ["[membership]", "key 'swap_rate'", ">= 0.0"]),
+    ("[membership]\nswap_memory=0\n", ["[membership]", "key 'swap_memory'", ">= 1"]),
+    ("[membership]\nswap_rat=4\n", ["[membership]", "key 'swap_rat'", "unknown key", "swap_memory", "swap_rate"]),
 ])
 def test_config_errors_name_file_table_and_key(tmp_path: Path, text: str, pieces: list[str]) -> None:
     with pytest.raises(ConfigError) as info:

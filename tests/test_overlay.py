@@ -65,6 +65,16 @@ def test_full_is_the_default_and_unchanged() -> None:
     assert node.cluster.overlay.describe() == {"overlay": "full", "size_estimate": 1.0}
 
 
+def test_membership_keys_reach_hyparview() -> None:
+    node = make_nodes(hv_config({"swap_rate": 0, "swap_memory": 12, "escalate_at": 1}), registry(), 1)[0]
+    opts = node.cluster.overlay.hv.options    # type: ignore[attr-defined]
+    assert (opts.swap_rate, opts.swap_memory, opts.escalate_at, opts.active_size) == (0.0, 12, 1, 4)
+    defaults = make_nodes(hv_config(), registry(), 1)[0].cluster.overlay.hv.options  # type: ignore[attr-defined]
+    assert (defaults.swap_rate, defaults.swap_memory) == (4.0, 30)
+    counters = node.cluster.overlay.describe()["counters"]    # what `gossipctl status` shows operators
+    assert {"swaps_asked", "swaps_taken", "heal_disconnects"} <= set(counters)
+
+
 def test_nodes_join_into_a_connected_symmetric_overlay_whose_tables_are_the_active_views() -> None:
     net, addrs = hv_cluster(24)
     assert net.wait_for(lambda: connected(net) and symmetric(net)
