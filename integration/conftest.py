@@ -3,7 +3,8 @@
 * registers the `integration` marker and applies it to every test under integration/;
 * when no Docker engine answers, the Docker tests are skipped at collection with a
   one-line reason (set GOSSIPMQ_REQUIRE_DOCKER=1 to make that an error instead, as CI should);
-* `node_image` (session): builds the node image once, or uses $GOSSIPMQ_IMAGE;
+* `node_image` (session): builds the node image once, or uses $GOSSIPMQ_IMAGE; the first test
+  that needs it gets the build's time (`IMAGE_BUILD_S`) added to its timeout;
 * collects scenario results and writes integration/results/results.{json,md}.
 """
 from __future__ import annotations
@@ -32,10 +33,25 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "gossipmq integration: " + ("Docker engine OK" if reason is None else f"DOCKER UNAVAILABLE - {reason}")
 
 
+#: how long building the images may take (debootstrap base, wheels, docker build), beyond the
+#: bound of the test that triggers it: on a slow 2-core machine the build alone outlasted the
+#: 240 s a matrix scenario may take, and every scenario then failed with the build's timeout
+IMAGE_BUILD_S = 1500
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    builder = None
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.integration)
+            if builder is None and "node_image" in getattr(item, "fixturenames", ()):
+                builder = item
+    if builder is not None and not os.environ.get("GOSSIPMQ_IMAGE"):
+        # pytest-timeout counts fixture setup: the first test that needs the image builds it
+        # (session fixture), so its bound is its own plus the build's
+        own = builder.get_closest_marker("timeout")
+        limit = float(own.args[0]) if own is not None and own.args else float(config.getini("timeout") or 300)
+        builder.add_marker(pytest.mark.timeout(limit + IMAGE_BUILD_S), append=False)
 
 
 @pytest.fixture(scope="session")
