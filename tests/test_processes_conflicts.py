@@ -7,6 +7,8 @@ from __future__ import annotations
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,15 +183,13 @@ def test_three_processes_partition_kill9_restart_then_all_agree_and_checker_pass
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
-    """What a read showed survives a kill -9: b shows a member it only received (its periodic
-    commit is a minute away: the control server commits before it answers, reads included), is
-    killed and restarted, then removes that member. The remove must cover the add it was based
-    on; had b restarted without the add, its remove would cover nothing and the member would come
-    back on every node."""
-    tmp = Path(tempfile.mkdtemp(prefix="gmq-readcommit-", dir="/tmp"))
+@contextmanager
+def two_nodes(config: str, prefix: str) -> Iterator[tuple[ProcessCluster, int, int]]:
+    """Nodes a and b (b joined through a), both alive in each other's view; both stopped after,
+    their logs printed if the test failed."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path = tmp / "node.toml"
-    path.write_text(CONFIG.format(dir=tmp).replace("flush_ms = 20", "flush_ms = 60000"))
+    path.write_text(config.format(dir=tmp))
     c = ProcessCluster(path, tmp)
     ok = False
     try:
@@ -197,6 +197,23 @@ def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
         c.start("a", pa)
         c.start("b", pb, seeds=[c.addresses["a"]])
         wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab"), 15, "2 alive members")
+        yield c, pa, pb
+        ok = True
+    finally:
+        c.stop_all()
+        if not ok:
+            for n in "ab":
+                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
+    """What a read showed survives a kill -9: b shows a member it only received (its periodic
+    commit is a minute away: the control server commits before it answers, reads included), is
+    killed and restarted, then removes that member. The remove must cover the add it was based
+    on; had b restarted without the add, its remove would cover nothing and the member would come
+    back on every node."""
+    with two_nodes(CONFIG.replace("flush_ms = 20", "flush_ms = 60000"), "gmq-readcommit-") as (c, pa, pb):
         c.call("a", "sadd", key="set/s", member="m")
         wait_until(lambda: (c.call("b", "smembers", key="set/s") or {}).get("value") == ["m"], 10,
                    "b to read the member it received")
@@ -208,13 +225,6 @@ def test_a_remove_after_kill9_covers_the_add_a_read_showed_before_it() -> None:
         c.call("a", "block", peers=[])
         wait_until(lambda: len({c.call(n, "status")["checksum"] for n in "ab"}) == 1, 20, "a and b to agree")
         assert [c.call(n, "smembers", key="set/s") for n in "ab"] == [None, None]
-        ok = True
-    finally:
-        c.stop_all()
-        if not ok:
-            for n in "ab":
-                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_a_restarted_node_keeps_an_acknowledged_remove_its_peer_never_saw() -> None:
@@ -224,16 +234,7 @@ def test_a_restarted_node_keeps_an_acknowledged_remove_its_peer_never_saw() -> N
     a's first garbage-collection ticks (it once counted as a day old at the restart, and a node
     that knew no member yet counted it as seen by all), so that once b hears a again the remove
     reaches b instead of b's add coming back."""
-    tmp = Path(tempfile.mkdtemp(prefix="gmq-restart-gc-", dir="/tmp"))
-    path = tmp / "node.toml"
-    path.write_text(CONFIG.format(dir=tmp) + "gc_interval_ms = 200\n")
-    c = ProcessCluster(path, tmp)
-    ok = False
-    try:
-        pa, pb = free_ports(2)
-        c.start("a", pa)
-        c.start("b", pb, seeds=[c.addresses["a"]])
-        wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab"), 15, "2 alive members")
+    with two_nodes(CONFIG + "gc_interval_ms = 200\n", "gmq-restart-gc-") as (c, pa, pb):
         c.call("b", "sadd", key="set/t", member="m")
         wait_until(lambda: (c.call("a", "smembers", key="set/t") or {}).get("value") == ["m"], 10,
                    "a to read the member b added")
@@ -250,10 +251,3 @@ def test_a_restarted_node_keeps_an_acknowledged_remove_its_peer_never_saw() -> N
         wait_until(lambda: all(c.call(n, "status")["members"]["alive"] == 2 for n in "ab")
                    and len({c.call(n, "status")["checksum"] for n in "ab"}) == 1, 30, "a and b to agree")
         assert [c.call(n, "smembers", key="set/t") for n in "ab"] == [None, None]
-        ok = True
-    finally:
-        c.stop_all()
-        if not ok:
-            for n in "ab":
-                print(f"---- {n} ----\n{c.log(n)[-2500:]}")
-        shutil.rmtree(tmp, ignore_errors=True)
