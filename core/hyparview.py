@@ -297,7 +297,7 @@ class HyParView:
 
     __slots__ = ("me", "options", "epoch", "_rng", "_active", "_passive", "_pending", "_tried",
                  "_links", "_last_shuffle", "_probes", "_probe_seq", "_estimates", "_heard", "_tick",
-                 "_seen", "_swap_out", "stats")
+                 "_seen", "stats")
 
     def __init__(self, me: PeerRef, options: HyParViewOptions | None = None,
                  rng: random.Random | None = None, *, epoch: int = 0) -> None:
@@ -307,7 +307,8 @@ class HyParView:
         self._rng = rng or random.Random(me.id)
         self._active: dict[PeerRef, None] = {}      # dicts as ordered sets: deterministic by seed
         self._passive: dict[PeerRef, None] = {}
-        self._pending: dict[PeerRef, tuple[float, bool]] = {}   # NEIGHBOR requests out -> (sent, high)
+        #: NEIGHBOR requests out -> (sent, high, the neighbour we drop if it is a swap and is taken)
+        self._pending: dict[PeerRef, tuple[float, bool, PeerRef | None]] = {}
         self._tried: set[PeerRef] = set()           # refused us this period
         self._links: OrderedDict[PeerRef, _Link] = OrderedDict()
         self._last_shuffle: tuple[PeerRef, ...] = ()
@@ -317,7 +318,6 @@ class HyParView:
         self._heard: deque[float] = deque(maxlen=max(1, self.options.size_samples))
         self._tick = 0                              # shuffle ticks so far
         self._seen: OrderedDict[str, int] = OrderedDict()   # ids in our part of the cluster -> last tick
-        self._swap_out: dict[PeerRef, PeerRef] = {}  # swap request out -> the neighbour we will drop
         self.stats: dict[str, int] = dict.fromkeys(
             ("stale_replies", "stale_disconnects", "heal_disconnects", "old_epoch", "swaps_asked",
              "swaps_taken"), 0)
@@ -433,7 +433,6 @@ class HyParView:
             self._send_disconnect(peer, out)
         self._passive.pop(peer, None)
         self._pending.pop(peer, None)
-        self._swap_out.pop(peer, None)
         self._fill(now, out)
         return out
 
@@ -442,12 +441,10 @@ class HyParView:
         now and then ask for a swap."""
         out: list[Output] = []
         self._tried.clear()
-        for peer, (sent, _) in list(self._pending.items()):
+        for peer, (sent, _, _) in list(self._pending.items()):
             if now - sent >= self.options.neighbor_request_timeout:
                 del self._pending[peer]
                 self._passive.pop(peer, None)      # no answer: considered failed (paper)
-        for peer in [p for p in self._swap_out if p not in self._pending]:
-            del self._swap_out[peer]
         self._tick += 1
         horizon = self._tick - self.options.swap_memory
         while self._seen and next(iter(self._seen.values())) < horizon:
@@ -541,10 +538,9 @@ class HyParView:
     def _on_neighbor_reply(self, now: float, sender: PeerRef, msg: NeighborReply, out: list[Output]) -> None:
         if not self._note_epoch(sender, msg.epoch, out):
             return
-        was_pending = self._pending.pop(sender, None) is not None
-        drop = self._swap_out.pop(sender, None)     # ours was a swap request: we drop this one
-        if not was_pending:
-            drop = None
+        pending = self._pending.pop(sender, None)
+        was_pending = pending is not None
+        drop = pending[2] if pending is not None else None   # ours was a swap request: we drop this one
         if not msg.accepted:
             self._tried.add(sender)         # stays passive, but not asked again this period
             self._fill(now, out)
@@ -587,7 +583,7 @@ class HyParView:
                 # link with that one, high priority (it has a free slot, or will have: should
                 # our request come first, it drops `hint_drops`, which is dropping it anyway).
                 replaces = msg.hint_drops if msg.hint_drops != self.me else None
-                self._pending[hint] = (now, True)
+                self._pending[hint] = (now, True, None)
                 out.append(Send(hint, Neighbor(True, self.epoch, replaces=replaces)))
             self._fill(now, out)
 
@@ -652,8 +648,7 @@ class HyParView:
                 break
             if peer_id != target.id and peer_id not in piece:
                 piece.append(peer_id)
-        self._pending[target] = (now, False)
-        self._swap_out[target] = drop
+        self._pending[target] = (now, False, drop)
         self.stats["swaps_asked"] += 1
         out.append(Send(target, Neighbor(False, self.epoch, True, tuple(piece[:SWAP_PIECE]), drop)))
 
@@ -676,8 +671,8 @@ class HyParView:
         if full:
             # Our own swap request to the sender crossed this one: drop the neighbour we named
             # in it, which the sender hints to the one it drops.
-            own = self._swap_out.get(sender)
-            dropped = own if own in others else self._rng.choice(others)
+            own = self._pending.get(sender)
+            dropped = own[2] if own is not None and own[2] in others else self._rng.choice(others)
             self._drop_active(dropped, out, hint, sender if hint is not None else None)
         self._add_active(sender, out)
         self.stats["swaps_taken"] += 1
@@ -693,7 +688,6 @@ class HyParView:
             return
         self._passive.pop(peer, None)
         self._pending.pop(peer, None)
-        self._swap_out.pop(peer, None)
         if len(self._active) >= self.options.active_size:
             if victim is None or victim not in self._active:
                 victim = self._rng.choice(list(self._active))
@@ -720,7 +714,6 @@ class HyParView:
                 victim = self._rng.choice(list(self._passive))
             del self._passive[victim]
             self._pending.pop(victim, None)
-            self._swap_out.pop(victim, None)
         self._passive[peer] = None
 
     def _merge_passive(self, nodes: Iterable[PeerRef], sent: tuple[PeerRef, ...]) -> None:
@@ -735,11 +728,11 @@ class HyParView:
         if want <= 0:
             return
         candidates = [p for p in self._passive if p not in self._pending and p not in self._tried]
-        high_out = any(high for _, high in self._pending.values())
+        high_out = any(high for _, high, _ in self._pending.values())
         for peer in self._sample(candidates, want):
             high = (escalate or not self._active) and not high_out
             high_out = high_out or high
-            self._pending[peer] = (now, high)
+            self._pending[peer] = (now, high, None)
             out.append(Send(peer, Neighbor(high, self.epoch)))
 
     def _send_accept(self, peer: PeerRef, out: list[Output], swap: bool = False,
