@@ -49,8 +49,7 @@ def main() -> None:
     print(f"  loaded {args.keys} keys on both nodes in {time.perf_counter() - started:.1f} s")
     tree = a.store.merkle
     naive = len(HEADER) + len(msgspec.json.encode(MerkleKeys([], [e.key for e in entries],
-                                                             [tree.bucket(tree.bucket_of(e.key))[e.key]
-                                                              for e in entries])))
+                                                             [a.store.key_identity(e.key) for e in entries])))
     rng = random.Random(1)
     counter = 10 ** 9
     rows = []

@@ -109,11 +109,11 @@ def resolvers(keys: int) -> list[dict[str, Any]]:
 
 # ---- part 2: overhead per key, one fresh process per measurement --------------------------
 class NoMerkle:
-    """Stands in for the Merkle tree to show what it costs (the store only calls update)."""
+    """Stands in for the Merkle tree to show what it costs (the store only calls flip)."""
 
     root = 0
 
-    def update(self, key: str, old: int | None, new: int | None) -> None:
+    def flip(self, key: str, delta: int, *, present: bool) -> None:
         pass
 
 

@@ -13,8 +13,10 @@ root is then the XOR of all entry identities - exactly the store checksum every 
 already carries.
 
 The tree is sparse (dicts of non-zero nodes), so ten thousand simulated nodes holding a few
-keys each cost almost nothing, while a node with 10^6 keys holds at most one entry per bucket
-and ancestor.
+keys each cost almost nothing. A leaf keeps only the names of its keys (a small tuple, a set
+once large); a key's identity is asked of the store (`identity`, `Store.key_identity`) when the
+leaf is listed, so the tree holds no copy of it: about 15 bytes per key at 10^6 keys instead of
+the ~100 an identity dict cost.
 
 Two replicas find their differences by descending from the root into differing children
 only: d differing keys cost at most ``d * branching * depth`` hashes and ``depth`` round trips,
@@ -24,22 +26,34 @@ docs/algorithms.md.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+
+#: a leaf keeps its keys in a tuple up to this many, in a set beyond
+SMALL_BUCKET = 32
+
+
+def _no_identity(key: str) -> int:
+    raise ValueError("this Merkle tree has no identity source: pass identity= (Store.key_identity)")
 
 
 class MerkleTree:
-    __slots__ = ("branching", "depth", "leaves", "_levels", "_pending", "buckets")
+    __slots__ = ("branching", "depth", "leaves", "_levels", "_pending", "buckets", "identity")
 
-    def __init__(self, branching: int = 16, depth: int = 4) -> None:
+    def __init__(self, branching: int = 16, depth: int = 4,
+                 identity: Callable[[str], int] = _no_identity) -> None:
+        """`identity(key)`: the key's current identity, asked of the store when a leaf's keys are
+        listed (anti-entropy), so the tree keeps no copy of it: one set slot per key."""
         if branching < 2 or depth < 1:
             raise ValueError("a Merkle tree needs branching >= 2 and depth >= 1")
         self.branching = branching
         self.depth = depth
         self.leaves = branching ** depth
+        self.identity = identity
         self._levels: list[dict[int, int]] = [{} for _ in range(depth + 1)]
         self._pending: dict[int, int] = {}   # leaf -> XOR of the flips not yet applied to the levels
-        #: leaf bucket -> {key: entry identity}
-        self.buckets: dict[int, dict[str, int]] = {}
+        #: leaf bucket -> the keys in it: a tuple while it is small (most leaves hold a handful
+        #: of keys; an empty set alone costs 216 bytes), a set once it passes SMALL_BUCKET keys
+        self.buckets: dict[int, tuple[str, ...] | set[str]] = {}
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -76,7 +90,8 @@ class MerkleTree:
 
     def bucket(self, index: int) -> dict[str, int]:
         """{key: entry identity} of one leaf bucket."""
-        return self.buckets.get(index, {})
+        identity = self.identity
+        return {key: identity(key) for key in self.buckets.get(index, ())}
 
     def keys(self) -> Iterator[str]:
         for bucket in self.buckets.values():
@@ -105,15 +120,22 @@ class MerkleTree:
         still held afterwards. A key's identity is the XOR of its versions' hashes, so the store
         passes the same flip it applies to its checksum."""
         index = self.bucket_of(key)
+        buckets = self.buckets
+        held = buckets.get(index, ())
         if present:
-            held = self.buckets.setdefault(index, {})
-            held[key] = held.get(key, 0) ^ delta
-        else:
-            bucket = self.buckets.get(index)
-            if bucket is not None:
-                bucket.pop(key, None)
-                if not bucket:
-                    del self.buckets[index]
+            if isinstance(held, set):
+                held.add(key)
+            elif key not in held:
+                buckets[index] = (*held, key) if len(held) < SMALL_BUCKET else {*held, key}
+        elif key in held:
+            if isinstance(held, set):
+                held.discard(key)
+                if not held:
+                    del buckets[index]
+            elif len(held) > 1:
+                buckets[index] = tuple(k for k in held if k != key)
+            else:
+                del buckets[index]
         if delta:
             pending = self._pending
             left = pending.get(index, 0) ^ delta

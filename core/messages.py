@@ -57,8 +57,10 @@ def origin_node(origin: str) -> str:
     return origin.rpartition("/")[0] or origin
 
 
-class Entry(msgspec.Struct, array_like=True, frozen=True):
-    """One version of one key. Its dot (origin, counter) identifies the write uniquely."""
+class Entry(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """One version of one key. Its dot (origin, counter) identifies the write uniquely.
+    Untracked by the cycle collector (gc=False: 16 bytes less each, and a full collection does
+    not walk a million stored versions): its fields are JSON data, which cannot form a cycle."""
 
     key: str
     value: Any

@@ -50,7 +50,7 @@ class Replication:
         self.node = node
         anti_entropy, storage = node.anti_entropy_options, node.storage
         self.store = Store(node.router, seal=node.security.seal_entry)
-        self.store.merkle = MerkleTree(anti_entropy.branching, anti_entropy.depth)
+        self.store.merkle = MerkleTree(anti_entropy.branching, anti_entropy.depth, identity=self.store.key_identity)
         self.budget = ByteBudget(node.gossip.max_bytes_per_second)
         self.lag = LagWindow()
         self.hlc = HybridLogicalClock()
@@ -70,7 +70,7 @@ class Replication:
     def start(self) -> None:
         # a restored replica's dead versions become candidates now: their TTL counts from this
         # start (the time since the delete is not stored), never from the clock's zero
-        for key in list(self.store.entries):
+        for key in list(self.store.keys()):
             if self.dead_versions(key):
                 self.gc.touch(key, self.node.now, dead=True)
         self._arm_gc()

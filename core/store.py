@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping
+from operator import attrgetter
 from typing import Any
 
 from msgspec.structs import force_setattr
@@ -41,39 +42,62 @@ def entry_hash(entry: Entry) -> int:
     return int.from_bytes(blake2b(raw, digest_size=8).digest(), "big")
 
 
+_counter_of = attrgetter("counter")
+#: an origin's log is compacted once it holds more than this many versions and twice as many as are kept
+_COMPACT_FLOOR = 64
+
+
 class Store:
     def __init__(self, resolver: ConflictResolver, seal: Callable[[Entry], Entry] | None = None) -> None:
         """`resolver`: the node's conflict resolution (a PrefixRouter, or one resolver for every key)."""
         self.router = router_of(resolver)
         self.seal = seal or (lambda entry: entry)   # signs local writes (security.seal_entry)
-        #: key -> the versions kept, sorted by dot (one for lww keys)
-        self.entries: dict[str, tuple[Entry, ...]] = {}
+        #: key -> the version kept (the only one for lww keys), or a tuple of the versions kept,
+        #: sorted by dot: a bare version for the common case saves a tuple per key
+        self._kept: dict[str, Entry | tuple[Entry, ...]] = {}
         self.watermarks: dict[str, int] = {}
-        self._by_origin: dict[str, dict[int, Entry]] = {}  # origin -> counter -> stored version
-        self._counters: dict[str, list[int]] = {}         # origin -> sorted counters (lazy deletes)
+        #: origin -> the versions of that origin that were kept, in counter order; a version
+        #: dropped later stays until the log is compacted (`_is_kept` tells), so dropping costs
+        #: nothing and the log holds one pointer per version instead of a counter index
+        self._log: dict[str, list[Entry]] = {}
+        self._held: dict[str, int] = {}      # origin -> how many versions of its log are kept
         self._checksum = 0
         self._checksum_text: str | None = None   # checksum() as sent on every message, until it changes
-        self.live_keys = 0
-        self.merkle = MerkleTree()   # kept equal to the checksum at its root; see merkle.py
+        #: kept equal to the checksum at its root; it indexes keys only and asks us for identities
+        self.merkle = MerkleTree(identity=self.key_identity)
         self.journal: list[tuple[bool, Entry]] | None = None   # (stored?, version) for durable storage
         self.moved_marks: set[str] = set()                    # origins whose watermark moved since flush
-        self._live: set[str] = set()
+        self._dead: set[str] = set()         # keys held that are not live (tombstones, emptied states)
         self._origins: dict[str, str] = {}   # origin id -> the one string kept versions share
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, key: str) -> Entry | None:
         """The newest version kept for `key` (the only one for lww keys); see `versions`."""
-        versions = self.entries.get(key)
-        if not versions:
-            return None
-        return versions[0] if len(versions) == 1 else max(versions, key=lambda e: (e.hlc, e.origin, e.counter))
+        kept = self._kept.get(key)
+        if kept is None or not isinstance(kept, tuple):
+            return kept
+        return max(kept, key=lambda e: (e.hlc, e.origin, e.counter))
 
     def versions(self, key: str) -> tuple[Entry, ...]:
-        return self.entries.get(key, ())
+        kept = self._kept.get(key)
+        if kept is None:
+            return ()
+        return kept if isinstance(kept, tuple) else (kept,)
+
+    def keys(self) -> KeysView[str]:
+        """Every key held, live or not (see `is_live`)."""
+        return self._kept.keys()
+
+    def key_identity(self, key: str) -> int:
+        """XOR of the identities of the key's versions (0 when none): its Merkle leaf entry."""
+        identity = 0
+        for version in self.versions(key):
+            identity ^= entry_hash(version)
+        return identity
 
     def holds(self, entry: Entry) -> bool:
         """Do we keep this version, or one that makes it redundant?"""
-        for kept in self.entries.get(entry.key, ()):
+        for kept in self.versions(entry.key):
             if kept.dot == entry.dot or self._dominates(kept, entry):
                 return True
         return False
@@ -84,10 +108,14 @@ class Store:
 
     def is_live(self, key: str) -> bool:
         """Does the key hold a value (not only tombstones / emptied states)?"""
-        return key in self._live
+        return key in self._kept and key not in self._dead
+
+    @property
+    def live_keys(self) -> int:
+        return len(self._kept) - len(self._dead)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._kept)
 
     def checksum(self) -> str:
         """Order-independent digest of the store contents: equal on two nodes iff same state."""
@@ -104,7 +132,7 @@ class Store:
         for origin, mark in self.watermarks.items():
             if mark > peer_digest.get(origin, 0):
                 return True
-        for origin in self._counters:
+        for origin in list(self._log):
             if self._max_counter(origin) > peer_digest.get(origin, 0):
                 return True
         return False
@@ -116,21 +144,21 @@ class Store:
         the first entry that does not fit; deferred bytes are estimated from the entries sent."""
         coverage: dict[str, int] = {}
         heap: list[tuple[int, int, str, int]] = []   # (hlc, tiebreak, origin, position in its counters)
-        counters_of = self._counters
-        for origin in set(self.watermarks) | set(counters_of):
+        logs = self._log
+        for origin in set(self.watermarks) | set(logs):
             theirs = peer_digest.get(origin, 0)
             if self.watermarks.get(origin, 0) > theirs:
                 coverage[origin] = self.watermarks[origin]
-            counters = counters_of.get(origin)
-            if counters and counters[-1] > theirs:
-                self._push_next(heap, origin, bisect.bisect_right(counters, theirs))
+            log = logs.get(origin)
+            if log and log[-1].counter > theirs:
+                self._push_next(heap, origin, bisect.bisect_right(log, theirs, key=_counter_of))
         if not heap:
             return [], coverage, 0
         chosen: list[Entry] = []
         used = 0
         while heap:
             _, _, origin, pos = heapq.heappop(heap)
-            entry = self._by_origin[origin][self._counters[origin][pos]]
+            entry = logs[origin][pos]
             size = entry_size(entry)
             if used + size > budget and chosen:
                 heapq.heappush(heap, (entry.hlc, 0, origin, pos))
@@ -140,9 +168,9 @@ class Store:
             self._push_next(heap, origin, pos + 1)
         left = 0
         for _, _, origin, pos in heap:   # cut short: coverage stops below each origin's first entry left out
-            counters = self._counters[origin]
-            left += len(counters) - pos
-            capped = min(coverage.get(origin, 0), counters[pos] - 1)
+            log = logs[origin]
+            left += len(log) - pos
+            capped = min(coverage.get(origin, 0), log[pos].counter - 1)
             if capped > peer_digest.get(origin, 0):
                 coverage[origin] = capped
             else:
@@ -150,26 +178,29 @@ class Store:
         return chosen, coverage, left * used // max(1, len(chosen))
 
     def _push_next(self, heap: list[tuple[int, int, str, int]], origin: str, pos: int) -> None:
-        """Push the first stored entry of `origin` at or after `pos` in its counters (skipping
-        counters whose version was dropped; the list is compacted lazily)."""
-        counters, index = self._counters[origin], self._by_origin.get(origin, {})
-        while pos < len(counters):
-            entry = index.get(counters[pos])
-            if entry is not None:
+        """Push the first kept version of `origin` at or after `pos` in its log (skipping
+        versions dropped since: the log is compacted lazily)."""
+        log = self._log[origin]
+        while pos < len(log):
+            entry = log[pos]
+            if self._is_kept(entry):
                 heapq.heappush(heap, (entry.hlc, id(entry), origin, pos))
                 return
             pos += 1
 
     def items(self) -> Iterator[tuple[str, Entry]]:
         """(key, newest version) pairs; `all_versions` yields every version kept."""
-        for key in self.entries:
+        for key in self._kept:
             entry = self.get(key)
             if entry is not None:
                 yield key, entry
 
     def all_versions(self) -> Iterator[Entry]:
-        for versions in self.entries.values():
-            yield from versions
+        for kept in self._kept.values():
+            if isinstance(kept, tuple):
+                yield from kept
+            else:
+                yield kept
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, key: str, value: Any, deleted: bool, origin: str, counter: int, hlc: int,
@@ -177,7 +208,7 @@ class Store:
         """Record a local write with dot (origin, counter). Without `vv`, its history extends
         every version of the key held here (the resolver passes the vv it built)."""
         if vv is None:
-            vv = vv_join_all(previous.vv for previous in self.entries.get(key, ()))
+            vv = vv_join_all(previous.vv for previous in self.versions(key))
             vv[origin] = counter
         # a plain tombstone carries no value; a state (multi-value, CRDT) is kept even when empty
         entry = self.seal(Entry(key, None if deleted and not kind else value, deleted, origin, counter, hlc, vv,
@@ -220,14 +251,14 @@ class Store:
 
     def drop(self, entry: Entry) -> bool:
         """Forget one kept version (garbage collection of a tombstone version)."""
-        if entry.dot not in {v.dot for v in self.entries.get(entry.key, ())}:
+        if entry.dot not in {v.dot for v in self.versions(entry.key)}:
             return False
         self._replace(entry, None)
         return True
 
     def purge(self, key: str) -> int:
         """Forget every version of `key` (garbage collection of a tombstone); returns how many."""
-        versions = self.entries.get(key, ())
+        versions = self.versions(key)
         for entry in versions:
             self._replace(entry, None)
         return len(versions)
@@ -237,7 +268,7 @@ class Store:
         journal, self.journal = self.journal, None
         try:
             for entry in entries:
-                if entry.dot not in {v.dot for v in self.entries.get(entry.key, ())}:
+                if entry.dot not in {v.dot for v in self.versions(entry.key)}:
                     self._replace(None, entry)
             for origin, mark in watermarks.items():
                 self.watermarks[origin] = max(mark, self.watermarks.get(origin, 0))
@@ -254,7 +285,7 @@ class Store:
 
     def _insert(self, entry: Entry) -> bool:
         """Keep `entry` unless a kept version dominates it; drop the versions it dominates."""
-        current = self.entries.get(entry.key, ())
+        current = self.versions(entry.key)
         for kept in current:
             if kept.dot == entry.dot or self._dominates(kept, entry):
                 return False
@@ -275,16 +306,15 @@ class Store:
 
     def _replace(self, old: Entry | None, new: Entry | None) -> None:
         """The one place versions come and go: drop `old`, keep `new` (same key; either may be
-        None). Keeps checksum, Merkle leaf (XOR of the key's version identities), dot index,
-        live-key count and journal in step. Each version is hashed once: identities are XORs, so
+        None). Keeps checksum, Merkle leaf (XOR of the key's version identities), origin logs,
+        live keys and journal in step. Each version is hashed once: identities are XORs, so
         the key's leaf changes by the same flip as the checksum."""
         key = (new or old).key  # type: ignore[union-attr]
-        before = self.entries.get(key, ())
+        before = self.versions(key)
         flip = 0
         if old is not None:
             flip = entry_hash(old)
             after = tuple(v for v in before if v.dot != old.dot)
-            self._by_origin[old.origin].pop(old.counter, None)
             if self.journal is not None:
                 self.journal.append((False, old))
         else:
@@ -297,40 +327,52 @@ class Store:
         self._checksum ^= flip
         self._checksum_text = None
         if after:
-            self.entries[key] = after
+            self._kept[key] = after[0] if len(after) == 1 else after
         else:
-            self.entries.pop(key, None)
+            self._kept.pop(key, None)
         self.merkle.flip(key, flip, present=bool(after))
-        live = bool(after) and self.router.for_key(key).live(after)
-        if live != (key in self._live):
-            (self._live.add if live else self._live.discard)(key)
-            self.live_keys += 1 if live else -1
-        if new is None:
-            return
-        index = self._by_origin.setdefault(new.origin, {})
-        index[new.counter] = new
-        counters = self._counters.setdefault(new.origin, [])
-        if not counters or counters[-1] < new.counter:
-            counters.append(new.counter)
+        if after and not self.router.for_key(key).live(after):
+            self._dead.add(key)
         else:
-            bisect.insort(counters, new.counter)
-        if len(counters) > 64 and len(counters) > 2 * len(index):
-            self._counters[new.origin] = sorted(index)
+            self._dead.discard(key)
+        if old is not None:
+            self._held[old.origin] -= 1
+            self._compact(old.origin)
+        if new is not None:
+            log = self._log.setdefault(new.origin, [])
+            if not log or log[-1].counter < new.counter:
+                log.append(new)
+            else:
+                bisect.insort(log, new, key=_counter_of)
+            self._held[new.origin] = self._held.get(new.origin, 0) + 1
+            self._compact(new.origin)
+
+    def _is_kept(self, entry: Entry) -> bool:
+        """Is this very version (not only its dot) still kept? Log entries are checked this way."""
+        kept = self._kept.get(entry.key)
+        if kept is entry:
+            return True
+        return isinstance(kept, tuple) and any(v is entry for v in kept)
+
+    def _compact(self, origin: str) -> None:
+        """Drop the versions no longer kept from `origin`'s log once they are the majority (so
+        the cost is amortised over the drops), and the log itself once nothing of it is kept."""
+        held = self._held[origin]
+        if not held:
+            del self._log[origin], self._held[origin]
+            return
+        log = self._log[origin]
+        if len(log) > _COMPACT_FLOOR and len(log) > 2 * held:
+            log[:] = [entry for entry in log if self._is_kept(entry)]
 
     def _max_counter(self, origin: str) -> int:
-        counters, index = self._counters[origin], self._by_origin.get(origin, {})
-        while counters and counters[-1] not in index:
-            counters.pop()
-        return counters[-1] if counters else 0
+        log = self._log[origin]
+        while log and not self._is_kept(log[-1]):
+            log.pop()
+        return log[-1].counter if log else 0
 
     def _entries_above(self, origin: str, mark: int) -> list[Entry]:
-        counters = self._counters.get(origin)
-        if not counters or counters[-1] <= mark:
+        log = self._log.get(origin)
+        if not log or log[-1].counter <= mark:
             return []
-        index = self._by_origin[origin]
-        out = []
-        for counter in counters[bisect.bisect_right(counters, mark):]:
-            entry = index.get(counter)
-            if entry is not None:
-                out.append(entry)
-        return out
+        return [entry for entry in log[bisect.bisect_right(log, mark, key=_counter_of):] if self._is_kept(entry)]

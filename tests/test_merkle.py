@@ -33,7 +33,7 @@ def test_root_is_the_store_checksum_through_writes_deletes_and_merges():
     store.write("key-7", None, True, "w", 1000, 1000 << 16)           # tombstone
     store.apply(Entry("key-8", "x", False, "v", 5, 2000 << 16, {"v": 5}))  # remote winner
     assert f"{store.merkle.root:016x}" == store.checksum()
-    rebuilt = MerkleTree()
+    rebuilt = MerkleTree(identity=store.key_identity)
     for key, entry in store.items():
         from gossipmq.core.store import entry_hash
         rebuilt.flip(key, entry_hash(entry), present=True)
@@ -150,3 +150,23 @@ def test_malformed_merkle_messages_are_dropped_and_counted():
         effects = a.handle_message(0.1, Envelope(type=kind, src="n1", addr="sim://n1", inc=1, body=body))
         assert any(isinstance(e, Dropped) for e in effects)
     assert a.stats["dropped.merkle_shape"] == 1 and a.stats["dropped.merkle_range"] == 5
+
+
+def test_a_leaf_keeps_its_keys_exactly_as_it_grows_past_small_and_shrinks_back():
+    """Leaves hold a tuple of keys while small and a set beyond SMALL_BUCKET: listing a leaf
+    gives exactly the keys present, with the identities the store reports, at every size."""
+    from gossipmq.core.merkle import SMALL_BUCKET
+    ids: dict[str, int] = {}
+    tree = MerkleTree(2, 1, identity=ids.__getitem__)
+    rng = random.Random(7)
+    keys = [f"k{i}" for i in range(4 * SMALL_BUCKET)]
+    for key in keys + rng.sample(keys, len(keys)):
+        if key in ids:
+            tree.flip(key, ids.pop(key), present=False)
+        else:
+            ids[key] = rng.getrandbits(64) | 1
+            tree.flip(key, ids[key], present=True)
+        tree.flip(key, 0, present=key in ids)   # a flip that changes nothing changes nothing
+        listed = {k: h for leaf in range(tree.leaves) for k, h in tree.bucket(leaf).items()}
+        assert listed == ids
+    assert not tree.buckets and tree.root == 0

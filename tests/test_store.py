@@ -88,4 +88,45 @@ def test_random_writes_and_random_pairwise_syncs_converge(ops, seed: int) -> Non
                 if i != j:
                     sync(stores[i], stores[j], budget=300)
     assert len({s.checksum() for s in stores}) == 1
-    assert stores[0].entries == stores[1].entries == stores[2].entries
+    contents = [{key: store.versions(key) for key in store.keys()} for store in stores]
+    assert contents[0] == contents[1] == contents[2]
+
+
+def test_superseded_versions_are_freed_not_kept_by_the_origin_index() -> None:
+    """Each origin's index of kept versions drops the superseded ones lazily: overwriting every
+    key from another origin, or one key many times, must not keep the old versions alive."""
+    import gc
+    import tracemalloc
+    store = Store(lww)
+    keys = 3000
+    gc.collect()
+    tracemalloc.start()   # one session: blocks allocated before it would not count when freed
+    try:
+        for i in range(keys):
+            store.write(f"k{i}", f"{i:050d}", False, "a", i + 1, i + 1)
+        filled = tracemalloc.get_traced_memory()[0]
+        for i in range(keys):
+            store.write(f"k{i}", f"{i:050d}", False, "b", i + 1, 10 ** 6 + i)
+        for n in range(keys):   # one key, overwritten over and over by its own origin
+            store.write("k0", n, False, "b", keys + n + 1, 2 * 10 ** 6 + n)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - filled
+    finally:
+        tracemalloc.stop()
+    assert len(store) == keys and store.live_keys == keys
+    assert grown < filled / 4, f"overwriting {keys} keys grew the store by {grown} B (it took {filled} B to fill)"
+    assert store.entries_above("a", 0) == [] and not store.lags({"a": keys, "b": 2 * keys})
+    entries, coverage, _ = store.delta_for({}, 1 << 30)
+    assert len(entries) == keys and {e.origin for e in entries} == {"b"} and coverage == {"a": keys, "b": 2 * keys}
+
+
+def test_a_merkle_leaf_lists_each_key_with_the_identity_of_its_versions() -> None:
+    from gossipmq.core.store import entry_hash
+    store = Store(lww)
+    for i in range(200):
+        store.write(f"k{i}", i, False, "a", i + 1, i + 1)
+    store.write("k3", None, True, "a", 201, 201)
+    tree = store.merkle
+    listed = {k: h for b in range(tree.leaves) for k, h in tree.bucket(b).items()}
+    assert listed == {key: entry_hash(entry) for key, entry in store.items()}
+    assert store.key_identity("absent") == 0 and not store.is_live("k3") and store.live_keys == 199
