@@ -132,7 +132,7 @@ class Store:
         for origin, mark in self.watermarks.items():
             if mark > peer_digest.get(origin, 0):
                 return True
-        for origin in list(self._log):
+        for origin in self._log:
             if self._max_counter(origin) > peer_digest.get(origin, 0):
                 return True
         return False
