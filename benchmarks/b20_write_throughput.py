@@ -229,11 +229,19 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, rep: int, m: Measur
         events = [e for n in cluster.ids for e in cluster.events(n) if e[0] >= wall0 and e[3] in ("suspected", "failed")]
         on_writers = [e for e in events if e[2] in writers]
         writer_status = pool.ask({"cmd": "status"}, writers[:1]).get(writers[0])
+        # copies of each write a receiver decoded and ran through apply (push-pull's concurrent
+        # exchanges deliver some twice); the redundant ones changed nothing
+        infos = pool.ask({"cmd": "info"}, receivers) if receivers else {}
+        counters = [i["counters"] for i in infos.values() if isinstance(i, dict)]
         row.update(
             catchup_s=caught, backlog_keys_at_last_ack=backlog, keys_at_end=keys,
             cpu_s=cpu, cpu_us_per_write_per_node=1e6 * sum(cpu.values()) / len(cpu) / acked,
             cpu_us_per_write_writer=1e6 * statistics.mean(cpu[w] for w in writers) / acked,
             cpu_us_per_write_receiver=1e6 * statistics.mean(cpu[r] for r in receivers) / acked if receivers else None,
+            copies_per_write_receiver=statistics.mean(c.get("entries_received", 0) for c in counters) / acked
+            if counters else None,
+            redundant_per_write_receiver=statistics.mean(c.get("entries_redundant", 0) for c in counters) / acked
+            if counters else None,
             suspected_writer=sum(1 for e in on_writers if e[3] == "suspected"),
             failed_writer=sum(1 for e in on_writers if e[3] == "failed"),
             suspected_any=sum(1 for e in events if e[3] == "suspected"), members_worst=worst,
@@ -256,19 +264,23 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, rep: int, m: Measur
 # ---- reporting ----------------------------------------------------------------------------
 def show_row(r: dict[str, Any]) -> list[Any]:
     if r.get("refused"):
-        return [r["mode"], f"{r['rate']:,}", r["repeat"], "not measured: " + r["refused"], *[""] * 8]
+        return [r["mode"], f"{r['rate']:,}", r["repeat"], "not measured: " + r["refused"], *[""] * 9]
     catch = f"{r['catchup_s']:.2f}" if r["catchup_s"] is not None else "> timeout"
     sus = f"{r['suspected_writer']}/{r['failed_writer']}" + (f" (any {r['suspected_any']})" if r["suspected_any"]
                                                               else "")
     rec = fmt(r["cpu_us_per_write_receiver"])
+    copies = r.get("copies_per_write_receiver")
     return [r["mode"], f"{r['rate']:,}", r["repeat"], f"{r['acked_per_s']:,.0f}", f"{r['p50_ms']:.1f}",
             f"{r['p99_ms']:.1f}", catch, f"{r['cpu_us_per_write_per_node']:.1f}",
-            f"{r['cpu_us_per_write_writer']:.0f} / {rec}", sus, f"{r['generator_cpu_pct']:.0f}%",
+            f"{r['cpu_us_per_write_writer']:.0f} / {rec}",
+            f"{copies:.2f} ({r['redundant_per_write_receiver']:.2f})" if copies is not None else "-",
+            sus, f"{r['generator_cpu_pct']:.0f}%",
             ("pass" if r["passed"] else "FAIL") + (" forced" if r.get("forced") else "") + f" (load {r['loads']})"]
 
 
 HEADERS = ["mode", "target/s", "run", "acked/s", "p50 ms", "p99 ms", "caught up after s", "CPU us/write/node",
-           "writer / receiver us", "writer suspected/failed", "gen CPU", "verdict"]
+           "writer / receiver us", "copies per write at a receiver (redundant)", "writer suspected/failed", "gen CPU",
+           "verdict"]
 
 
 def sustained(rows: list[dict[str, Any]], mode: str) -> tuple[int | None, str]:
