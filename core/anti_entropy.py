@@ -168,7 +168,7 @@ class AntiEntropy(Strategy):
         chunk: list[int] = []
         used = 0
         for bucket in buckets:
-            cost = 8 + sum(len(k) + KEY_OVERHEAD for k in tree.bucket(bucket))
+            cost = 8 + sum(len(k) + KEY_OVERHEAD for k in tree.bucket_keys(bucket))
             if chunk and used + cost > budget:
                 self._flush_keys(ctx, address, chunk)
                 chunk, used = [], 0

@@ -93,6 +93,10 @@ class MerkleTree:
         identity = self.identity
         return {key: identity(key) for key in self.buckets.get(index, ())}
 
+    def bucket_keys(self, index: int) -> Iterable[str]:
+        """The keys of one leaf bucket, without their identities (nothing is hashed)."""
+        return self.buckets.get(index, ())
+
     def keys(self) -> Iterator[str]:
         for bucket in self.buckets.values():
             yield from bucket
