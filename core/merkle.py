@@ -15,8 +15,8 @@ already carries.
 The tree is sparse (dicts of non-zero nodes), so ten thousand simulated nodes holding a few
 keys each cost almost nothing. A leaf keeps only the names of its keys (a small tuple, a set
 once large); a key's identity is asked of the store (`identity`, `Store.key_identity`) when the
-leaf is listed, so the tree holds no copy of it: about 15 bytes per key at 10^6 keys instead of
-the ~100 an identity dict cost.
+leaf is listed, so the tree holds no copy of it: at 10^6 keys the whole tree costs about 20-30
+bytes per key (B13 --merkle-off), where an identity dict per leaf cost about 100.
 
 Two replicas find their differences by descending from the root into differing children
 only: d differing keys cost at most ``d * branching * depth`` hashes and ``depth`` round trips,
@@ -42,7 +42,7 @@ class MerkleTree:
     def __init__(self, branching: int = 16, depth: int = 4,
                  identity: Callable[[str], int] = _no_identity) -> None:
         """`identity(key)`: the key's current identity, asked of the store when a leaf's keys are
-        listed (anti-entropy), so the tree keeps no copy of it: one set slot per key."""
+        listed (anti-entropy), so the tree keeps no copy of it: one tuple or set slot per key."""
         if branching < 2 or depth < 1:
             raise ValueError("a Merkle tree needs branching >= 2 and depth >= 1")
         self.branching = branching
