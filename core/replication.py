@@ -55,6 +55,9 @@ class Replication:
         self.lag = LagWindow()
         self.hlc = HybridLogicalClock()
         self.counter = incarnation << COUNTER_SHIFT
+        #: build KeyChanged events? A runtime whose observers are their only consumer turns this
+        #: off while nothing listens (no hook, subscription or debug log): ~2 us less per write
+        self.key_events = True
         #: first incarnation of this replica's state: names its dots' origin and its CRDT counter
         #: slot; durable storage restores it, so a restarted durable node keeps its origin
         self.life = incarnation
@@ -127,7 +130,8 @@ class Replication:
         node.stats["writes"] += 1
         self.gc.touch(key, node.now, bool(self.dead_versions(key)))
         self._arm_gc()
-        node.emit(KeyChanged(key, entry, "local", before))
+        if self.key_events:
+            node.emit(KeyChanged(key, entry, "local", before))
         node.dissemination.on_local_write(node.ctx, entry)
         return entry
 
@@ -166,7 +170,8 @@ class Replication:
             self._arm_gc()
         if origin != self.origin:
             self.lag.record(now, stored.hlc)
-        node.emit(KeyChanged(key, stored, "remote", before))
+        if self.key_events:
+            node.emit(KeyChanged(key, stored, "remote", before))
         node.dissemination.on_applied(node.ctx, stored)
         return True
 
@@ -333,8 +338,11 @@ class Replication:
 
     def dead_versions(self, key: str) -> list[Entry]:
         """Versions of `key` whose own state holds nothing (tombstones, emptied states)."""
+        versions = self.store.versions(key)
+        if len(versions) == 1:   # one version: dead exactly when the key is not live
+            return [] if self.store.is_live(key) else list(versions)
         resolver = self.node.router.for_key(key)
-        return [v for v in self.store.versions(key) if not resolver.live((v,))]
+        return [v for v in versions if not resolver.live((v,))]
 
     def on_gc_timer(self) -> None:
         """Purge dead versions that are causally stable or older than tombstone_ttl, when the

@@ -221,8 +221,13 @@ class Store:
 
     def apply(self, entry: Entry) -> Entry | None:
         """Merge a received entry; returns it when the store changed (it is kept), else None
-        (we hold it already, or a version that covers it)."""
-        changed = self._insert(entry)
+        (we hold it already, or a version that covers it). A key not held yet has nothing to
+        compare with, so it skips the resolver (the common case: most received writes are new)."""
+        if entry.key in self._kept:
+            changed = self._insert(entry)
+        else:
+            self._replace(None, entry, ())
+            changed = True
         if changed:
             self._share_origins(entry)
         self._advance(entry.origin, entry.counter)
@@ -292,7 +297,8 @@ class Store:
         for kept in current:
             if self._dominates(entry, kept):
                 self._replace(kept, None)
-        self._replace(None, entry)
+                current = self.versions(entry.key)
+        self._replace(None, entry, current)
         return True
 
     def _moved(self, origin: str) -> None:
@@ -304,13 +310,15 @@ class Store:
             self.watermarks[origin] = counter
             self._moved(origin)
 
-    def _replace(self, old: Entry | None, new: Entry | None) -> None:
+    def _replace(self, old: Entry | None, new: Entry | None, before: tuple[Entry, ...] | None = None) -> None:
         """The one place versions come and go: drop `old`, keep `new` (same key; either may be
         None). Keeps checksum, Merkle leaf (XOR of the key's version identities), origin logs,
         live keys and journal in step. Each version is hashed once: identities are XORs, so
-        the key's leaf changes by the same flip as the checksum."""
+        the key's leaf changes by the same flip as the checksum. `before`: the key's versions,
+        when the caller holds them already."""
         key = (new or old).key  # type: ignore[union-attr]
-        before = self.versions(key)
+        if before is None:
+            before = self.versions(key)
         flip = 0
         if old is not None:
             flip = entry_hash(old)

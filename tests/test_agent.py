@@ -419,6 +419,45 @@ def test_a_raising_hook_is_counted_logged_once_and_the_node_keeps_replicating(
     assert all(getattr(r, "node_id", None) == "n1" for r in logged)
 
 
+def test_key_events_are_built_only_while_someone_listens_and_every_listener_hears_them(ctl_dir: Path) -> None:
+    """Nobody listening costs nothing (the node skips building key events), and each way of
+    listening turns them back on: a subscription at once, a hook registered into the running
+    node's plugin manager and the debug log by the next kernel timer."""
+    logger = logging.getLogger("gossipmq")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 2) as (a, b):
+            node = b.node
+            assert node is not None
+            await a.put("quiet/0", 0)
+            await until(lambda: b.get("quiet/0") == 0, "a write applied with nobody listening")
+            assert node.replication.key_events is False
+            with b.events(kinds=["joined"]):           # member events only: still nobody for keys
+                assert node.replication.key_events is False
+            with b.events(prefix="loud/") as events:  # takes key events: on at once
+                assert node.replication.key_events is True
+                await a.put("loud/1", 1)
+                event = await next_event(events)
+                assert (event.key, event.value, event.source) == ("loud/1", 1, "remote")
+            assert node.replication.key_events is False   # off again once it closed
+            recorder = Recorder()
+            b.pm.register(recorder)                    # a hook added to the running node
+            await until(lambda: node.replication.key_events, "the hook to be noticed by a kernel timer")
+            await a.put("hooked/2", 2)
+            await until(lambda: ("n1", "hooked/2", "remote") in recorder.keys, "the hook to hear the write")
+            b.pm.unregister(recorder)
+            await until(lambda: not node.replication.key_events, "the hook's removal to be noticed")
+            logger.setLevel(logging.DEBUG)
+            await until(lambda: node.replication.key_events, "the debug log to be noticed")
+
+    try:
+        run(scenario())
+    finally:
+        logger.setLevel(level)
+
+
 def test_the_memory_runtime_fires_the_same_hooks_as_zeromq(ctl_dir: Path) -> None:
     """One observer path: a plugin sees the same key and member events in memory as over sockets."""
     pm = make_plugin_manager(load_entrypoints=False)

@@ -140,7 +140,7 @@ class ZmqRuntime:
         self.seeds = seeds            # seeds given as DNS names, re-resolved on every join
         self.bind = bind
         self.pm = pm
-        self.observers = Observers(node, pm, self.log)
+        self.observers = Observers(node, pm, self.log, sole_consumer=True)
         self.observers.on_member = self._on_member
         self.control = ControlServer(self, control, control_token) if control else None
         self.socket_options = socket_options or {}
@@ -581,6 +581,7 @@ class ZmqRuntime:
 
     def _fire(self, timer: Timer) -> None:
         self.timers.pop(timer, None)
+        self.observers.refresh_key_events()   # a hook registered since, a log level changed
         try:
             effects = self.node.handle_timer(time.time(), timer)
         except Exception as exc:
