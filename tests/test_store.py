@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gossipmq.core.messages import Entry
@@ -48,6 +48,35 @@ def test_budget_sends_oldest_first_and_continues_next_round() -> None:
         rounds += 1
         assert rounds < 50
     assert b.checksum() == a.checksum() and rounds > 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 14)), min_size=8, max_size=120),
+       st.lists(st.integers(0, 6), min_size=4, max_size=4), st.integers(60, 3000))
+def test_a_delta_is_the_oldest_missing_versions_across_origins_cut_at_the_budget(  # type: ignore[no-untyped-def]
+        writes, marks, budget: int) -> None:
+    """Whatever the runs of each origin, a delta is exactly the prefix (by HLC) of every kept
+    version the peer lacks that fits the budget, and coverage stops below what was left out."""
+    from gossipmq.core.limits import entry_size
+    store = Store(lww)
+    counters = [0, 0, 0, 0]
+    for t, (who, key) in enumerate(writes, start=1):   # distinct HLCs; overwrites drop versions
+        counters[who] += 1
+        store.write(f"k{key}", "v" * (t % 7 * 10), False, f"o{who}", counters[who], t)
+    peer = {f"o{i}": mark for i, mark in enumerate(marks) if mark}
+    entries, coverage, deferred = store.delta_for(peer, budget)
+    missing = sorted((e for e in store.all_versions() if e.counter > peer.get(e.origin, 0)), key=lambda e: e.hlc)
+    event("origins in the delta: %d" % len({e.origin for e in entries}))
+    assert entries == missing[:len(entries)]
+    sizes = [entry_size(e) for e in missing]
+    if len(entries) < len(missing):
+        assert entries and sum(sizes[:len(entries) + 1]) > budget   # the next one did not fit
+        assert deferred > 0
+    else:
+        assert sum(sizes) <= budget or len(entries) == 1
+    for origin, mark in coverage.items():
+        assert mark > peer.get(origin, 0)
+        assert all(e.counter > mark for e in missing[len(entries):] if e.origin == origin)
 
 
 def test_concurrent_writes_resolve_to_the_same_winner_in_any_order() -> None:
