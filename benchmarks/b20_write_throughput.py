@@ -4,6 +4,7 @@
     python benchmarks/b20_write_throughput.py --rates 2000,4000 --duration 3 --force   # quick check
     python benchmarks/b20_write_throughput.py --profile pyinstrument --modes one --rates 4000 --duration 10
     python benchmarks/b20_write_throughput.py --batch 64 --rates 8000,16000,24000,32000   # put_many clients
+    python benchmarks/b20_write_throughput.py --modes one --rates 8000 --pull-peers 1     # pull from 1 peer a round
 
 For each mode - (a) `one`: every put into n0, (b) `spread`: puts round robin over all nodes -
 and each target rate, a fresh cluster (configs/hybrid.toml: hybrid dissemination, 200 ms rounds,
@@ -343,9 +344,23 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def with_pull_peers(config: Path, k: int) -> Path:
+    """A copy of `config` (in benchmarks/out/) whose [dissemination] table sets pull_peers = k."""
+    lines = config.read_text().splitlines()
+    if "[dissemination]" not in lines or any(line.split("=")[0].strip() == "pull_peers" for line in lines):
+        raise SystemExit(f"--pull-peers: {config} needs a [dissemination] table without pull_peers")
+    at = lines.index("[dissemination]") + 1
+    out = OUT / f"{config.stem}-pull{k}.toml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join([*lines[:at], f"pull_peers = {k}", *lines[at:]]) + "\n")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "hybrid.toml")
+    ap.add_argument("--pull-peers", type=int, default=None, metavar="K",
+                    help="run --config with [dissemination] pull_peers = K (hybrid: pull from K peers a round)")
     ap.add_argument("--nodes", type=int, default=5)
     ap.add_argument("--modes", default="one,spread", help="one (all puts into n0), spread (round robin over all)")
     ap.add_argument("--rates", default="2000,4000,8000,12000,16000,24000", help="target puts/s, comma separated")
@@ -370,6 +385,8 @@ def main() -> None:
                     help="pyinstrument timer (see profile_node.py; cpu costs the node about half its capacity)")
     add_guard_options(ap)
     args = ap.parse_args()
+    if args.pull_peers is not None:
+        args.config = with_pull_peers(args.config, args.pull_peers)
     rates = [int(float(r)) for r in args.rates.split(",")]
     modes = args.modes.split(",")
     guard = LoadGuard(args.force, args.settle)

@@ -52,6 +52,9 @@ def _load(tmp_path: Path, text: str) -> None:
     ("[membership]\nswap_rate=-1\n", ["[membership]", "key 'swap_rate'", ">= 0.0"]),
     ("[membership]\nswap_memory=0\n", ["[membership]", "key 'swap_memory'", ">= 1"]),
     ("[membership]\nswap_rat=4\n", ["[membership]", "key 'swap_rat'", "unknown key", "swap_memory", "swap_rate"]),
+    # pull_peers shapes push-pull only: on push or pull it is a key that would do nothing
+    ("[dissemination]\nstrategy='push'\npull_peers=1\n", ["[dissemination]", "key 'pull_peers'", "unknown key"]),
+    ("[dissemination]\nstrategy='hybrid'\npull_peers=-1\n", ["[dissemination]", "key 'pull_peers'", ">= 0"]),
 ])
 def test_config_errors_name_file_table_and_key(tmp_path: Path, text: str, pieces: list[str]) -> None:
     with pytest.raises(ConfigError) as info:

@@ -29,6 +29,18 @@ def test_payload_copies_match_the_model():
     assert hybrid.rows[0]["contacts"] == 1.0
 
 
+def test_pulling_from_one_peer_sends_fewer_copies_for_about_one_more_round():
+    """pull_peers = 1: a round pulls from one of its fanout peers and pushes to the others."""
+    def run(pull_peers):
+        return simulation({"strategy": "hybrid", "fanout": 3, "pull_peers": pull_peers}, nodes=1000, rounds=10,
+                          seed=4, updates=5).run()
+    every, one = run(0), run(1)
+    assert every.rows[-1]["all_informed"] and one.rows[-1]["all_informed"]
+    assert one.rows[0]["contacts"] == every.rows[0]["contacts"] == 3.0   # as many peers, fewer pulls
+    assert one.rows[-1]["payload_copies"] < 0.9 * every.rows[-1]["payload_copies"]
+    assert every.rounds_to_all <= one.rounds_to_all <= P99_N1000[("hybrid", 3)] + 2
+
+
 def test_rumor_with_anti_entropy_informs_everyone():
     result = simulation({"strategy": "rumor", "fanout": 1}, anti_entropy={"interval_ms": 1000},
                         nodes=1000, rounds=30, seed=2).run()
