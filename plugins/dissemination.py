@@ -62,7 +62,7 @@ class RoundOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class HybridOptions(RoundOptions, forbid_unknown_fields=True, kw_only=True):
     #: of a round's peers, pull from this many and only push to the rest (0: pull from all).
     #: 1 sends each write about a third fewer times at fanout 3 (B20: copies per write at a
-    #: receiver 1.4 -> 1.1) for about one more round until every node has it
+    #: receiver 1.47 -> 1.04) for about one more round until every node has it
     pull_peers: Annotated[int, msgspec.Meta(ge=0, le=64)] = 0
 
 
