@@ -221,13 +221,8 @@ class Store:
 
     def apply(self, entry: Entry) -> Entry | None:
         """Merge a received entry; returns it when the store changed (it is kept), else None
-        (we hold it already, or a version that covers it). A key not held yet has nothing to
-        compare with, so it skips the resolver (the common case: most received writes are new)."""
-        if entry.key in self._kept:
-            changed = self._insert(entry)
-        else:
-            self._replace(None, entry, ())
-            changed = True
+        (we hold it already, or a version that covers it)."""
+        changed = self._insert(entry)
         if changed:
             self._share_origins(entry)
         self._advance(entry.origin, entry.counter)
