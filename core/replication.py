@@ -142,6 +142,12 @@ class Replication:
         node, store = self.node, self.store
         stats, now, key, origin = node.stats, node.now, entry.key, entry.origin
         stats["entries_received"] += 1
+        if store.keeps_dot(entry):   # a crossing copy of a write we keep: it was checked when it came
+            evidence = self.evidence
+            if entry.counter > evidence.get(origin, 0):
+                evidence[origin] = entry.counter
+            stats["entries_redundant"] += 1
+            return False
         resolver = node.router.for_key(key)
         reason = resolver.validate(entry)
         if reason is not None:   # another resolver config, or a malformed state: never merge it

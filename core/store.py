@@ -95,6 +95,15 @@ class Store:
             identity ^= entry_hash(version)
         return identity
 
+    def keeps_dot(self, entry: Entry) -> bool:
+        """Do we keep a version with this entry's dot (the same write)? Cheaper than `holds`."""
+        kept = self._kept.get(entry.key)
+        if kept is None:
+            return False
+        if isinstance(kept, tuple):
+            return any(v.counter == entry.counter and v.origin == entry.origin for v in kept)
+        return kept.counter == entry.counter and kept.origin == entry.origin
+
     def holds(self, entry: Entry) -> bool:
         """Do we keep this version, or one that makes it redundant?"""
         for kept in self.versions(entry.key):

@@ -181,3 +181,27 @@ def test_token_bucket_limits_each_peer_separately() -> None:
         limiter.allow(f"x{i}", 2.0)
     assert len(limiter) == 16
     assert all(RateLimiter(0, 1).allow("a", 0.0) for _ in range(1000))  # 0 = unlimited
+
+
+def test_a_crossing_copy_of_a_kept_write_changes_nothing_and_a_forged_one_cannot_replace_it() -> None:
+    """Push-pull delivers some writes twice; a copy of a kept version (or a forgery carrying its
+    dot) is counted redundant, emits no event and leaves the store as it was."""
+    from gossipmq.core.effects import KeyChanged
+    from gossipmq.transports.memory import make_nodes
+    from tests.helpers import config, registry
+    writer, receiver = make_nodes(config(), registry(), 2, prefill=True)
+    for node in (writer, receiver):
+        node.start(0.0)
+    entry, _ = writer.put(1.0, "k", "v")
+
+    def delta(*entries: Entry) -> Envelope:
+        return Envelope(type="syn_ack", src=writer.node_id, addr=writer.address, inc=writer.inc,
+                        body=SynAck(None, list(entries), {}))
+
+    assert any(isinstance(e, KeyChanged) for e in receiver.handle_message(1.0, delta(entry)))
+    checksum = receiver.store.checksum()
+    forged = msgspec.structs.replace(entry, value="forged", hlc=entry.hlc + 1)
+    effects = receiver.handle_message(1.1, delta(entry, forged))
+    assert not any(isinstance(e, KeyChanged) for e in effects)
+    assert receiver.stats["entries_redundant"] == 2 and receiver.stats["entries_applied"] == 1
+    assert receiver.read("k").value == "v" and receiver.store.checksum() == checksum
