@@ -8,7 +8,7 @@ peer selector. Payload only ever goes where the digest shows it is missing:
 * pull      - we send our digest; the peer answers with what we lack (uninformed nodes ask);
 * hybrid    - both in one exchange (chitchat's syn / syn-ack / ack); with `pull_peers = k`
               it pulls from only k of a round's peers and pushes to the rest, so fewer peers
-              answer the same digest with the same news (less CPU per write, a slower tail).
+              answer the same digest with the same news (fewer copies, a slower tail).
 
 Quiet rounds (push and push-pull). A peer that last reported our store checksum holds what we
 hold: an exchange with it would carry two digests and nothing else. While every member this

@@ -14,9 +14,9 @@ told how many (`EventsLost`); nothing an observer does can block the node.
 Nobody listening costs nothing: where the observers are a node's only consumer of events (the
 ZeroMQ runtime), they tell the kernel whether anyone wants key events
 (`Replication.key_events`): a `gossipmq_key_changed` hook, a subscription that takes key
-events, or the debug log. That is
-re-checked whenever a subscription opens or closes and whenever a kernel timer fires (a plugin
-registered after start, a log level changed), and saves ~2 us per write on every node.
+events, or the debug log. That is re-checked whenever a subscription opens or closes and
+whenever a kernel timer fires (a plugin registered after start, a log level changed), and saves
+~2 us per write on every node (building the event and dispatching it to nobody).
 """
 from __future__ import annotations
 
