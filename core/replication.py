@@ -143,9 +143,7 @@ class Replication:
         stats, now, key, origin = node.stats, node.now, entry.key, entry.origin
         stats["entries_received"] += 1
         if store.keeps_dot(entry):   # a crossing copy of a write we keep: it was checked when it came
-            evidence = self.evidence
-            if entry.counter > evidence.get(origin, 0):
-                evidence[origin] = entry.counter
+            self._attest(origin, entry.counter)
             stats["entries_redundant"] += 1
             return False
         resolver = node.router.for_key(key)
@@ -158,9 +156,7 @@ class Replication:
             node.drop("clock_skew", f"{key[:64]!r} from {origin} is timestamped {ahead_ms} ms ahead of "
                                     f"this node's clock ([limits] max_clock_skew_ms)")
             return False
-        evidence = self.evidence
-        if entry.counter > evidence.get(origin, 0):
-            evidence[origin] = entry.counter
+        self._attest(origin, entry.counter)
         if self.gc.ignores(key, entry.counter <= store.watermarks.get(origin, 0)):
             stats["entries_purged"] += 1   # a late copy of a key we garbage-collected
             return False
