@@ -260,7 +260,7 @@ class Store:
 
     def drop(self, entry: Entry) -> bool:
         """Forget one kept version (garbage collection of a tombstone version)."""
-        if entry.dot not in {v.dot for v in self.versions(entry.key)}:
+        if not self.keeps_dot(entry):
             return False
         self._replace(entry, None)
         return True
@@ -277,7 +277,7 @@ class Store:
         journal, self.journal = self.journal, None
         try:
             for entry in entries:
-                if entry.dot not in {v.dot for v in self.versions(entry.key)}:
+                if not self.keeps_dot(entry):
                     self._replace(None, entry)
             for origin, mark in watermarks.items():
                 self.watermarks[origin] = max(mark, self.watermarks.get(origin, 0))
