@@ -88,6 +88,10 @@ class Store:
         """Every key held, live or not (see `is_live`)."""
         return self._kept.keys()
 
+    def live_keys_under(self, prefix: str = "") -> list[str]:
+        """The live keys starting with `prefix`, sorted (what `keys` verbs answer)."""
+        return sorted(k for k in self._kept if k.startswith(prefix) and k not in self._dead)
+
     def key_identity(self, key: str) -> int:
         """XOR of the identities of the key's versions (0 when none): its Merkle leaf entry."""
         identity = 0

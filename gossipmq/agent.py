@@ -368,8 +368,7 @@ class Agent:
 
     def keys(self, prefix: str = "") -> list[str]:
         """Live keys of the replicated store (sorted), optionally under `prefix`."""
-        store = self._node().store
-        return sorted(k for k in store.keys() if store.is_live(k) and k.startswith(prefix))
+        return self._node().store.live_keys_under(prefix)
 
     def members(self, status: Collection[str] | None = None) -> list[MemberInfo]:
         """This node and every member it knows, optionally only those in `status`."""

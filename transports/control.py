@@ -637,7 +637,7 @@ class ControlServer:
                 raise ValueError(f"{req.key!r} is not a set (it is {read.kind or 'lww'})")
             return read.as_dict()
         if isinstance(req, Keys):
-            return sorted(k for k in node.store.keys() if node.store.is_live(k) and k.startswith(req.prefix))
+            return node.store.live_keys_under(req.prefix)
         if isinstance(req, Members):
             return members_view(node, statuses=req.status, tags=req.tags)
         if isinstance(req, Status):
