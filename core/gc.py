@@ -8,7 +8,7 @@ purging is per version, not per key: a replica that purged a key and was written
 end with the same versions as one that purged later. Two ways out:
 
 **Causal stability (two phases, from the digests peers send in syn messages).**
-  1. Every live member's digest covers the causal frontier of the key's dead versions (dots and
+  1. Every member's digest covers the causal frontier of the key's dead versions (dots and
      context): every live member has seen the tombstone. We then snapshot D, the pointwise
      maximum of all live members' digests at that moment. A write that was concurrent with the
      tombstone was made before its writer saw the tombstone, so its dot is at most that
@@ -16,9 +16,12 @@ end with the same versions as one that purged later. Two ways out:
   2. Every live member's digest covers D: every live member has seen (and, since the
      tombstone covers it, dropped) every such concurrent write. Nothing a live member holds
      can resurrect the key, so every replica may purge it on its own.
-  Members that are dead or left are not waited for. A node that knows no live member judges
-  nothing: it may have just restarted from its database and not yet rejoined, so "every member
-  has seen it" would hold for nobody's word. Such a node (and a one-node cluster) purges by TTL.
+  "Every member" counts dead members too, by their last digest: dead is a verdict, and a
+  partitioned, paused or falsely accused member comes back with the versions it holds. Only a
+  member that left (or was force-left) or was forgotten (``reap_after_ms``) is not waited for.
+  A node that knows no member judges nothing: it may have just restarted from its database and
+  not yet rejoined, so "every member has seen it" would hold for nobody's word. Such a node
+  (and a one-node cluster) purges by TTL.
   A restored replica's TTL clock starts at its restart (the delete's age is not stored).
 
 **TTL.** After ``tombstone_ttl_ms`` the key is purged even if some member never confirmed (it
@@ -71,8 +74,8 @@ class TombstoneCollector:
     def due(self, now: float, dead_of: Callable[[str], Sequence[Entry]],
             digests: Sequence[Mapping[str, int]] | None) -> list[tuple[str, str]]:
         """(key, reason) of candidates whose dead versions may go now. `dead_of(key)`: its dead
-        versions; `digests`: ours and every live member's, or None when some live member's
-        digest is unknown (then only the TTL applies)."""
+        versions; `digests`: ours and every member's that may hold versions (dead ones included),
+        or None when one of them is unknown (then only the TTL applies)."""
         out: list[tuple[str, str]] = []
         for key, cand in list(self.candidates.items()):
             if now - cand.since >= self.ttl:

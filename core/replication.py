@@ -313,11 +313,16 @@ class Replication:
         self.budget.spend(n)
 
     # -- causal stability: compaction and garbage collection ----------------------------------------
-    def live_digests(self) -> list[dict[str, int]] | None:
-        """Our digest and every reachable member's last one; None while one is unknown."""
+    def holder_digests(self) -> list[dict[str, int]] | None:
+        """Our digest and the last one of every member that may still hold versions: reachable
+        or dead. Dead is a verdict, not a fact - a partitioned, paused or falsely accused member
+        comes back with what it holds - so it is waited for until it returns, is force-left or is
+        forgotten (``reap_after_ms``); members that left are not. None while one is unknown."""
         digests = [self.store.watermarks]
-        for member_id in self.node.members.reachable_ids():
-            digest = self.peer_digests.get(member_id)
+        for member in self.node.members.all():
+            if member.status == "left":
+                continue
+            digest = self.peer_digests.get(member.id)
             if digest is None:
                 return None
             digests.append(digest)
@@ -325,12 +330,13 @@ class Replication:
 
     def _compact(self, vv: dict[str, int]) -> dict[str, int]:
         """Drop from a new lww version's context the origins whose node departed (not a reachable
-        member, not us) and whose dots every live member has seen (docs/conflict-resolution.md)."""
+        member, not us) and whose dots every member that may hold versions has seen
+        (docs/conflict-resolution.md)."""
         node, members = self.node, self.node.members
         gone = [o for o in vv if o != self.origin and not _reachable(members.get(origin_node(o)))]
         if not gone:
             return vv
-        digests = self.live_digests()
+        digests = self.holder_digests()
         if digests is None:
             return vv
         stable = [o for o in gone if all(d.get(o, 0) >= vv[o] for d in digests)]
@@ -351,7 +357,7 @@ class Replication:
         key reads the same without them (core/gc.py)."""
         node = self.node
         self.gc.expire(node.now)
-        digests = self.live_digests()
+        digests = self.holder_digests()
         if digests is not None and len(digests) == 1:
             digests = None   # no member's word yet (alone, or restarted and not yet rejoined): TTL only
         for key, reason in self.gc.due(node.now, self.dead_versions, digests):

@@ -108,3 +108,29 @@ def test_context_entries_of_departed_writers_are_compacted_once_stable() -> None
     net.put(addrs[0], "k", "from n0")
     assert set(n0.store.get("k").vv) == {origin[0], origin[1]} and n0.stats["context_compacted"] == 1
     assert net.wait_for(lambda: agree(net), 5)
+
+
+def test_a_member_declared_dead_still_holds_its_state_so_stability_waits_for_it() -> None:
+    """The chaos run's resurrected OR-Set member: n3 is cut off while x is removed, and the
+    others declare it dead. Dead is not gone - a partitioned or paused member comes back with
+    the add it holds - so the emptied set must not be purged on the others' word alone: once
+    n3 is back, the remove covers its add everywhere and x stays removed."""
+    overrides = with_storage({**RULES, "anti_entropy": {"interval_ms": 500},
+                              "gossip": {"reap_after_ms": 600_000}},
+                             tombstone_ttl_ms=3_600_000, gc_interval_ms=200)
+    net, addrs = memory_cluster(4, overrides)
+    e, eff = net.nodes[addrs[0]].mutate(net.now, "set/s", Op("sadd", "x"))
+    net._apply(addrs[0], eff)
+    assert net.wait_for(lambda: all(n.store.is_live("set/s") for n in net.nodes.values()), 5)
+    net.partition(addrs[:3], addrs[3:])
+    e, eff = net.nodes[addrs[1]].mutate(net.now, "set/s", Op("srem", "x"))
+    net._apply(addrs[1], eff)
+    n0 = net.nodes[addrs[0]]
+    cut_off = net.nodes[addrs[3]].node_id
+    assert net.wait_for(lambda: all(net.nodes[a].members.get(cut_off).status == "dead" for a in addrs[:3]), 30)
+    net.run_for(5.0)
+    assert n0.store.versions("set/s"), "purged while a member that holds the add was only declared dead"
+    net.heal()
+    assert net.wait_for(lambda: agree(net) and all(not n.store.versions("set/s") for n in net.nodes.values()), 60)
+    net.run_for(90.0)    # past the purge guard: nothing brings x back
+    assert agree(net) and all(not n.store.is_live("set/s") for n in net.nodes.values())
