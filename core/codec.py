@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from .clock import encode_hook
 from .errors import RemoteProtocolError
 from .limits import LimitsSection, check_limits
 from .messages import MAGIC, PROTOCOL_VERSION, Envelope, RawEnvelope
@@ -15,7 +16,7 @@ HEADER = MAGIC + bytes([PROTOCOL_VERSION])
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
 
 
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=encode_hook).encode
 #: the envelope is decoded in one pass with its body left as raw JSON, then the body with the
 #: decoder of its type: msgspec validates while it parses (no intermediate dicts)
 _decode_raw = msgspec.json.Decoder(RawEnvelope).decode

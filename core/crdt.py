@@ -106,7 +106,7 @@ def check_siblings(raw: Any) -> list[Sibling]:
 
 
 def check_cc(raw: Any) -> None:
-    if not isinstance(raw, dict) or any(type(c) is not int or c < 1 for c in raw.values()):
+    if not isinstance(raw, Mapping) or any(type(c) is not int or c < 1 for c in raw.values()):
         raise StateError("causal context must map origin -> counter")
 
 

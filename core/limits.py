@@ -29,6 +29,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from .clock import encode_hook
 from .errors import RemoteProtocolError
 from .messages import Entry, Envelope, MemberUpdate, body_lists
 
@@ -81,7 +82,7 @@ def entry_size(entry: Entry) -> int:
     return len(_encode(entry)) + 1
 
 
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=encode_hook).encode
 
 
 def value_problem(value: Any, max_depth: int) -> str | None:

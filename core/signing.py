@@ -35,6 +35,7 @@ from .addresses import split_seed
 
 if TYPE_CHECKING:   # PyNaCl is imported only where a key is used: nodes without curve never load libsodium
     from nacl.signing import SigningKey
+from .clock import encode_hook
 from .hashing import blake2b
 from .messages import Entry, MemberUpdate
 
@@ -110,7 +111,7 @@ class KeyPair:
 # ---- canonical payloads --------------------------------------------------------------------
 def _payload(domain: bytes, obj: msgspec.Struct) -> bytes:
     values: list[Any] = [getattr(obj, f) for f in obj.__struct_fields__ if f != "sig"]
-    return domain + orjson.dumps(msgspec.to_builtins(values), option=orjson.OPT_SORT_KEYS)
+    return domain + orjson.dumps(msgspec.to_builtins(values, enc_hook=encode_hook), option=orjson.OPT_SORT_KEYS)
 
 
 def entry_payload(entry: Entry) -> bytes:
@@ -125,7 +126,7 @@ def claim_content(claim: MemberUpdate) -> bytes:
     """Digest of what a claim says, without who signed it (kernel re-creates claims from its table
     without signatures; this finds the signature again when it relays them)."""
     values = [getattr(claim, f) for f in claim.__struct_fields__ if f not in ("sig", "by")]
-    return blake2b(orjson.dumps(msgspec.to_builtins(values), option=orjson.OPT_SORT_KEYS),
+    return blake2b(orjson.dumps(msgspec.to_builtins(values, enc_hook=encode_hook), option=orjson.OPT_SORT_KEYS),
                            digest_size=16).digest()
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from gossipmq.core.clock import encode_hook
 from gossipmq.core.errors import GossipError
 from gossipmq.core.messages import Entry
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 APPLICATION_ID = 0x474D5131   # "GMQ1": marks a file as a gossipmq replica
 SCHEMA_VERSION = 2            # 2: dot origins name the replica's life ("id/life")
 log = logging.getLogger("gossipmq.storage")
-_encode = msgspec.msgpack.Encoder().encode
+_encode = msgspec.msgpack.Encoder(enc_hook=encode_hook).encode
 _decode = msgspec.msgpack.Decoder(Entry).decode
 
 SCHEMA = """
