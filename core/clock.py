@@ -74,6 +74,10 @@ class OwnDot(Mapping[str, int]):
     def items(self) -> tuple[tuple[str, int]]:  # type: ignore[override]
         return ((self.origin, self.counter),)
 
+    def copy(self) -> dict[str, int]:
+        """A plain dict, as `dict.copy` gives (code written for a dict context keeps working)."""
+        return {self.origin: self.counter}
+
     def __repr__(self) -> str:
         return repr({self.origin: self.counter})
 

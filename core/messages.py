@@ -17,7 +17,7 @@ per-node registry, and strategy bodies should use `Count` for their integers too
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -68,7 +68,9 @@ class Entry(msgspec.Struct, array_like=True, frozen=True, gc=False):
     origin: str
     counter: Counter
     hlc: Count
-    vv: dict[str, Counter]
+    #: causal context, origin -> counter: read-only (a kept version may hold it as a compact
+    #: `clock.OwnDot`; `dict(entry.vv)` gives a dict); decoded from the wire as a dict
+    vv: Mapping[str, Counter]
     sig: str = ""         # Ed25519 signature by the origin (curve security, signing = "ed25519"); relays keep it
     #: how `value`/`vv` are to be read: "" = a plain value (lww), "mv" = multi-value siblings,
     #: "crdt:<type>" = a CRDT state; see core/resolution.py and docs/conflict-resolution.md
