@@ -200,6 +200,25 @@ def test_ack_levels_count_copies_and_an_impossible_level_writes_nothing(ctl_dir:
     run(scenario())
 
 
+def test_majority_is_a_quorum_of_the_known_members_so_a_cut_off_node_cannot_claim_it(ctl_dir: Path) -> None:
+    """a is cut off from b and c and declares them dead: a majority of the cluster it knows is
+    still 2 of 3, so `ack="majority"` fails before writing instead of counting a alone as a
+    majority; b and c, which still reach each other, make one."""
+    async def scenario() -> None:
+        async with cluster(ctl_dir, 3) as (a, b, c):
+            a.runtime.block([b.address, c.address])   # type: ignore[union-attr]
+            await until(lambda: sum(1 for m in a.members(["dead"])) == 2, "a to declare b and c dead")
+            await until(lambda: any(m.id == "n0" for m in b.members(["dead"])), "b to declare a dead")
+            with pytest.raises(ValueError, match=r"majority needs 2 copies \(a majority of the 3 members"):
+                await a.put("q", 1, ack="majority")
+            assert a.get("q") is None
+            assert (await b.put("q", 2, ack="majority")).acked == 2 and c.get("q") == 2
+            a.runtime.block([])   # type: ignore[union-attr]
+            await until(lambda: sees_alive(a, 3), "a to see b and c alive again")
+            assert (await a.put("q", 3, ack="majority")).acked >= 2
+    run(scenario())
+
+
 def test_put_many_writes_in_order_refuses_alone_and_confirms_every_copy(ctl_dir: Path) -> None:
     async def scenario() -> None:
         async with cluster(ctl_dir, 3) as (a, b, c):

@@ -631,10 +631,10 @@ class ZmqRuntime:
 
     async def write_acked(self, key: str, op: Op, ack: str | int, timeout: float = ACK_TIMEOUT_S) -> dict[str, Any]:
         """`write`, then wait until `ack` members hold the version: "majority" of the members
-        reachable now (this node included), "all" of them, or a number of copies (this node
-        included). ValueError before anything is written when that many members are not reachable;
-        TimeoutError (naming how many confirmed) when they do not confirm in time - the write was
-        applied here then and may still spread."""
+        this node knows (dead ones included, this node too), "all" of the members reachable now,
+        or a number of copies (this node included). ValueError before anything is written when
+        that many members are not reachable; TimeoutError (naming how many confirmed) when they
+        do not confirm in time - the write was applied here then and may still spread."""
         members, needed = self._copies_needed(ack)
         result, entry = self._mutate(key, op)
         self.commit()
@@ -685,10 +685,20 @@ class ZmqRuntime:
 
     def _copies_needed(self, ack: str | int) -> tuple[list[str], int]:
         """(the members reachable now, the copies `ack` asks for, this node included);
-        ValueError when there are not that many."""
+        ValueError when there are not that many. "majority" is a quorum of the members this node
+        knows, dead ones included (only those that left or were forgotten are not): a side of a
+        partition that declared the others dead cannot call two or three copies a majority."""
         members = list(self.node.members.reachable_ids())
         total = len(members) + 1
-        needed = total if ack == "all" else total // 2 + 1 if ack == "majority" else int(ack)
+        if ack == "majority":
+            known = 1 + sum(1 for m in self.node.members.all() if m.status != "left")
+            needed = known // 2 + 1
+            if needed > total:
+                raise ValueError(f"--ack majority needs {needed} copies (a majority of the {known} members this "
+                                 f"node knows, dead ones included) but only {total} (this node included) are "
+                                 f"reachable")
+            return members, needed
+        needed = total if ack == "all" else int(ack)
         if needed > total:
             raise ValueError(f"--ack {ack} needs {needed} copies but only {total} members (this node included) "
                              f"are reachable")
