@@ -9,13 +9,13 @@ end with the same versions as one that purged later. Two ways out:
 
 **Causal stability (two phases, from the digests peers send in syn messages).**
   1. Every member's digest covers the causal frontier of the key's dead versions (dots and
-     context): every live member has seen the tombstone. We then snapshot D, the pointwise
-     maximum of all live members' digests at that moment. A write that was concurrent with the
+     context): every member has seen the tombstone. We then snapshot D, the pointwise
+     maximum of all members' digests at that moment. A write that was concurrent with the
      tombstone was made before its writer saw the tombstone, so its dot is at most that
      writer's own counter in D.
-  2. Every live member's digest covers D: every live member has seen (and, since the
-     tombstone covers it, dropped) every such concurrent write. Nothing a live member holds
-     can resurrect the key, so every replica may purge it on its own.
+  2. Every member's digest covers D: every member has seen (and, since the tombstone covers
+     it, dropped) every such concurrent write. Nothing a member holds can resurrect the key, so
+     every replica may purge it on its own.
   "Every member" counts dead members too, by their last digest: dead is a verdict, and a
   partitioned, paused or falsely accused member comes back with the versions it holds. Only a
   member that left (or was force-left) or was forgotten (``reap_after_ms``) is not waited for.

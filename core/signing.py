@@ -126,7 +126,7 @@ def claim_content(claim: MemberUpdate) -> bytes:
     """Digest of what a claim says, without who signed it (kernel re-creates claims from its table
     without signatures; this finds the signature again when it relays them)."""
     values = [getattr(claim, f) for f in claim.__struct_fields__ if f not in ("sig", "by")]
-    return blake2b(orjson.dumps(msgspec.to_builtins(values, enc_hook=encode_hook), option=orjson.OPT_SORT_KEYS),
+    return blake2b(orjson.dumps(msgspec.to_builtins(values), option=orjson.OPT_SORT_KEYS),
                            digest_size=16).digest()
 
 
