@@ -82,6 +82,11 @@ class OwnDot(Mapping[str, int]):
         return repr({self.origin: self.counter})
 
 
+def own_dot(vv: Mapping[str, int], origin: str, counter: int) -> OwnDot | None:
+    """The `OwnDot` that can stand for `vv` when it is only the dot (origin, counter), else None."""
+    return OwnDot(origin, counter) if len(vv) == 1 and vv.get(origin) == counter else None
+
+
 def encode_hook(obj: object) -> object:
     """msgspec's `enc_hook`: an `OwnDot` encodes as the dict it stands for."""
     if isinstance(obj, OwnDot):

@@ -103,6 +103,12 @@ class MemberTable:
     def all(self) -> list[Member]:
         return list(self._members.values())
 
+    def holders(self) -> list[Member]:
+        """Members that may hold versions we do not: every one but those that left. Dead is a
+        verdict, not a fact - a partitioned, paused or falsely accused member comes back with
+        what it holds - so it counts until it returns, is force-left or is forgotten."""
+        return [m for m in self._members.values() if m.status != "left"]
+
     def reachable_ids(self) -> list[str]:
         """Alive and suspect members (read-only; indexable for O(1) random picks)."""
         return self._reachable

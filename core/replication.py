@@ -314,14 +314,11 @@ class Replication:
 
     # -- causal stability: compaction and garbage collection ----------------------------------------
     def holder_digests(self) -> list[dict[str, int]] | None:
-        """Our digest and the last one of every member that may still hold versions: reachable
-        or dead. Dead is a verdict, not a fact - a partitioned, paused or falsely accused member
-        comes back with what it holds - so it is waited for until it returns, is force-left or is
-        forgotten (``reap_after_ms``); members that left are not. None while one is unknown."""
+        """Our digest and the last one of every member that may still hold versions
+        (`MemberTable.holders`: dead ones included, until they return, are force-left or are
+        forgotten after ``reap_after_ms``). None while one is unknown."""
         digests = [self.store.watermarks]
-        for member in self.node.members.all():
-            if member.status == "left":
-                continue
+        for member in self.node.members.holders():
             digest = self.peer_digests.get(member.id)
             if digest is None:
                 return None

@@ -28,7 +28,7 @@ from typing import Any
 
 from msgspec.structs import force_setattr
 
-from .clock import OwnDot, vv_join_all
+from .clock import own_dot, vv_join_all
 from .hashing import blake2b
 from .limits import entry_size
 from .merkle import MerkleTree
@@ -226,8 +226,9 @@ class Store:
         # a plain tombstone carries no value; a state (multi-value, CRDT) is kept even when empty
         entry = self.seal(Entry(key, None if deleted and not kind else value, deleted, origin, counter, hlc, vv,
                                 kind=kind))
-        if len(vv) == 1 and vv.get(origin) == counter:
-            force_setattr(entry, "vv", OwnDot(origin, counter))   # after sealing: it signs the dict
+        dot = own_dot(vv, origin, counter)
+        if dot is not None:
+            force_setattr(entry, "vv", dot)   # after sealing: it signs the dict
         self._insert(entry)
         if counter > self.watermarks.get(origin, 0):
             self.watermarks[origin] = counter
@@ -254,10 +255,8 @@ class Store:
         if origin is not entry.origin:
             force_setattr(entry, "origin", origin)
         vv = entry.vv
-        if len(vv) == 1 and vv.get(origin) == entry.counter:
-            force_setattr(entry, "vv", OwnDot(origin, entry.counter))
-        else:
-            force_setattr(entry, "vv", {origins.setdefault(o, o): c for o, c in vv.items()})
+        dot = own_dot(vv, origin, entry.counter)
+        force_setattr(entry, "vv", dot if dot is not None else {origins.setdefault(o, o): c for o, c in vv.items()})
 
     def adopt_coverage(self, coverage: Mapping[str, int]) -> None:
         for origin, mark in coverage.items():

@@ -166,6 +166,9 @@ class MemberView:
     def all(self) -> list[Member]:
         return [m for m in self._table.all() if m.id != self._me]
 
+    def holders(self) -> list[Member]:
+        return [m for m in self._table.holders() if m.id != self._me]
+
     def reachable_ids(self) -> _Others:
         return self._others
 

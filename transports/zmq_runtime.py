@@ -686,22 +686,20 @@ class ZmqRuntime:
     def _copies_needed(self, ack: str | int) -> tuple[list[str], int]:
         """(the members reachable now, the copies `ack` asks for, this node included);
         ValueError when there are not that many. "majority" is a quorum of the members this node
-        knows, dead ones included (only those that left or were forgotten are not): a side of a
-        partition that declared the others dead cannot call two or three copies a majority."""
+        knows, dead ones included (`MemberTable.holders`): a side of a partition that declared
+        the others dead cannot call two or three copies a majority."""
         members = list(self.node.members.reachable_ids())
         total = len(members) + 1
         if ack == "majority":
-            known = 1 + sum(1 for m in self.node.members.all() if m.status != "left")
+            known = 1 + len(self.node.members.holders())
             needed = known // 2 + 1
-            if needed > total:
-                raise ValueError(f"--ack majority needs {needed} copies (a majority of the {known} members this "
-                                 f"node knows, dead ones included) but only {total} (this node included) are "
-                                 f"reachable")
-            return members, needed
-        needed = total if ack == "all" else int(ack)
+            asked = (f"--ack majority needs {needed} copies (a majority of the {known} members this node "
+                     f"knows, dead ones included)")
+        else:
+            needed = total if ack == "all" else int(ack)
+            asked = f"--ack {ack} needs {needed} copies"
         if needed > total:
-            raise ValueError(f"--ack {ack} needs {needed} copies but only {total} members (this node included) "
-                             f"are reachable")
+            raise ValueError(f"{asked} but only {total} members (this node included) are reachable")
         return members, needed
 
     async def _await_copies(self, entries: list[Entry], members: list[str], needed: int, ack: str | int,
