@@ -21,6 +21,7 @@ import atexit
 import concurrent.futures as cf
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -528,31 +529,72 @@ class DockerCluster:
         self._apply_partition()
 
     def _apply_partition(self) -> None:
+        """Apply the rules in every running node (in parallel), then read them back: a node whose
+        chain is not exactly what it should be gets them again, one node at a time, so a
+        scenario never runs on a partition other than the one it asked for."""
         assert self._partition is not None
         live = self.running()
         ips = {n: self.ip(n) for n in live}
         group_of = {n: i for i, g in enumerate(self._partition) for n in g}
+        cut = {n: {ips[m] for m in live if group_of.get(m) != group_of.get(n) and ips.get(m)} for n in live}
 
         def apply(node: str) -> None:
-            others = [ips[m] for m in live if group_of.get(m) != group_of.get(node) and ips.get(m)]
             rules = "".join(f"; iptables -w -A {PART_CHAIN} -s {ip} -j DROP"
-                            f"; iptables -w -A {PART_CHAIN} -d {ip} -j DROP" for ip in others)
+                            f"; iptables -w -A {PART_CHAIN} -d {ip} -j DROP" for ip in sorted(cut[node]))
             self._sh(node, "set -e; " + self._chain_script(PART_CHAIN) + rules)
 
         errors = {n: r for n, r in self.each(live, apply).items() if isinstance(r, Exception)}
         if errors:
             raise RuntimeError(f"partition failed on {errors}")
+        self._enforce(live, cut, apply)
         self._log(f"partition {self._partition} applied on {', '.join(live)}")
 
+    def _dropped_ips(self, node: str) -> set[str] | None:
+        """The IPs the node's partition chain DROPs both ways; None when the chain is not hooked
+        into INPUT and OUTPUT (or cannot be read)."""
+        script = (f"iptables -w -C INPUT -j {PART_CHAIN} && iptables -w -C OUTPUT -j {PART_CHAIN} "
+                  f"&& iptables -w -S {PART_CHAIN}")
+        code, out, _ = self.exec(node, ["sh", "-c", script], timeout=20, user="root")
+        if code != 0:
+            return None
+        found = set(re.findall(r"-A \S+ -([sd]) (\S+?)(?:/32)? -j DROP", out))
+        sources, dests = {ip for d, ip in found if d == "s"}, {ip for d, ip in found if d == "d"}
+        return sources if sources == dests else None
+
+    def _enforce(self, live: Sequence[str], cut: Mapping[str, set[str]], apply) -> None:
+        """Read every node's rules back; re-apply (sequentially) where they differ from `cut`."""
+        seen = self.each(live, self._dropped_ips)
+        wrong = [n for n in live if seen[n] != cut[n]]
+        for node in wrong:
+            self._log(f"{node}: partition rules read back as {seen[node]}, expected {sorted(cut[node])}; "
+                      f"applying them again")
+            apply(node)
+            again = self._dropped_ips(node)
+            if again != cut[node]:
+                raise RuntimeError(f"{node}: partition rules read back as {again} after re-applying, "
+                                   f"expected {sorted(cut[node])}")
+
     def heal(self) -> None:
-        """Remove all partition rules from every running node."""
+        """Remove all partition rules from every running node (and check that they are gone)."""
         self._partition = None
         live = self.running()
-        errors = {n: r for n, r in self.each(
-            live, lambda n: self._sh(n, self._chain_script(PART_CHAIN))).items() if isinstance(r, Exception)}
+
+        def clear(node: str) -> None:
+            self._sh(node, self._chain_script(PART_CHAIN))
+
+        errors = {n: r for n, r in self.each(live, clear).items() if isinstance(r, Exception)}
         if errors:
             raise RuntimeError(f"heal failed on {errors}")
+        self._enforce(live, {n: set() for n in live}, clear)
         self._log(f"healed ({', '.join(live)})")
+
+    def partition_rules(self, node: str) -> str:
+        """The node's IP and the partition chain's rules in it (for a failure's diagnostics)."""
+        _, out, _ = self.exec(node, ["sh", "-c", f"iptables -w -S {PART_CHAIN} 2>&1 || true"],
+                              timeout=20, user="root")
+        rules = "; ".join(line for line in out.splitlines() if line.startswith("-A")) or "none"
+        ips = ", ".join(f"{n}={self.ip(n)}" for n in self.running())
+        return f"{rules} (IPs: {ips})"
 
     def loss(self, node: str, p: float, direction: str = "in") -> None:
         """Drop a random fraction p of the node's non-loopback packets

@@ -420,7 +420,31 @@ class ScenarioRunner:
             except Exception as le:  # noqa: BLE001
                 tail = f"<no logs: {le}>"
             out.append(f"\n--- last {self.log_tail} log lines of {n} ---\n{tail}")
+            out.append(f"\n--- what {n} reports ---\n{self._report(n)}")
         return "".join(out)
+
+    def _report(self, node: str) -> str:
+        """What a node that failed a wait says of itself (traffic, drops, members) and what the
+        harness did to it (its IP and partition rules): enough to tell a deaf node from a cut one."""
+        lines = []
+        try:
+            st = self.d.status(node)
+            keys = ("members", "messages_in", "messages_out", "bytes_in", "bytes_out", "send_blocked",
+                    "peers_connected", "dropped", "task_failures", "timer_errors")
+            lines.append("status: " + ", ".join(f"{k}={st.get(k)}" for k in keys))
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the failure it explains
+            lines.append(f"status: <{exc}>")
+        try:
+            lines.append("members: " + ", ".join(f"{m.get('id')}={m.get('status')}" for m in self.d.members(node)))
+        except Exception as exc:  # noqa: BLE001
+            lines.append(f"members: <{exc}>")
+        rules = getattr(self.d, "partition_rules", None)
+        if rules is not None:
+            try:
+                lines.append(f"partition rules: {rules(node)}")
+            except Exception as exc:  # noqa: BLE001
+                lines.append(f"partition rules: <{exc}>")
+        return "\n".join(lines)
 
     def _wait(self, predicate, within: float, what: str) -> float:
         return wait_until(predicate, within, what, interval=self.poll_interval)
