@@ -11,7 +11,8 @@ rumor mongering and Plumtree send nothing without news; HyParView adds its shuff
 10 s. The stores are set up as after W writers each wrote once and everything converged (the
 same watermarks everywhere: a digest exchange then finds nothing to send). Measured in the
 simulator (static detector): every message any node sends, bytes as encoded, over a window of
-5 rounds (round-based modes) or 20 s (Plumtree, HyParView shuffles). W = n is measured up to
+5 s (round-based modes over the full overlay: five of quiet rounds' one-per-second exchanges)
+or 20 s (Plumtree, HyParView shuffles). W = n is measured up to
 `--all-writers-max` nodes (after 10 s of settling) and extrapolated beyond with the measured bytes per digest entry
 (marked "model"): 10^4 nodes whose every node wrote once would make every idle push-pull
 digest about 0.3 MB. SWIM's own probes are a separate line (`--swim`): one ping and one ack
@@ -40,7 +41,8 @@ def idle(mode: str, overlay: str, n: int, writers: int, detector: dict | None = 
     for node in sim.nodes.values():
         node.store.watermarks.update(marks)
     round_based = mode != "plumtree"
-    window = 5 * sim.interval if round_based and overlay == "full" else 20.0
+    # quiet rounds open one exchange per idle_resync_ms (1 s): five of those, or 20 s of trees and shuffles
+    window = 5.0 if round_based and overlay == "full" else 20.0
     sim.advance(10.0)   # past start-up (each node's own membership claim is gossiped L times first)
     sim.reset_counters()
     start = sim.net.now

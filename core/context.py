@@ -118,11 +118,12 @@ class StrategyContext:
             stats.update(lag.summary(node.now))
         node.emit(RoundCompleted(node.round, stats))
 
-    def peers_agree(self) -> bool:
+    def peers_agree(self, within: float | None = None) -> bool:
         """Did every member this node heard from last report our store checksum? (O(1); False
-        means news is in flight somewhere this node has heard of.)"""
+        means news is in flight somewhere this node has heard of.) With `within` (seconds, the
+        same on every call), only what was heard in the last one to two `within` counts."""
         node = self._node
-        return node.convergence.all_report(node.store.checksum())
+        return node.convergence.all_report(node.store.checksum(), node.now, within)
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump the counter `name` (shown by `gossipctl info` and exported as a metric)."""

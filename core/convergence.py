@@ -20,7 +20,14 @@ class Convergence:
         self.node = node
         #: member -> the store checksum it last reported (strategies read it as ctx.peer_roots)
         self.peer_sums: dict[str, str] = {}
-        self._reports: Counter[str] = Counter()   # checksum -> how many members last reported it
+        # The reports that say whether news is in flight (`all_report`): those heard in this
+        # epoch and in the one before it. A report older than that is no evidence of news: at
+        # scale a node hears from a given peer rarely, and the checksum it heard then would keep
+        # every round loud long after everyone holds the news (10^4 nodes: 30,000 exchanges a round).
+        self._recent: dict[str, str] = {}
+        self._aged: dict[str, str] = {}               # heard in the previous epoch, not since
+        self._reports: Counter[str] = Counter()   # checksum -> how many of those reported it
+        self._epoch = 0.0                             # when the current epoch began
         #: when agreement was first seen by the periodic check; None while the replicas differ
         self.since: float | None = None
         self._armed = False
@@ -28,22 +35,38 @@ class Convergence:
         self._checked: tuple[str, int, int] | None = None   # what the last check read
 
     def heard(self, member_id: str, checksum: str) -> None:
-        old = self.peer_sums.get(member_id)
-        if old != checksum:
+        if self.peer_sums.get(member_id) != checksum:
             self._changes += 1
             self.peer_sums[member_id] = checksum
-            self._count(old, -1)
-            self._count(checksum, 1)
+        recent = self._recent
+        before = recent.get(member_id)
+        if before == checksum:
+            return
+        if before is None:
+            before = self._aged.pop(member_id, None)
+        self._count(before, -1)
+        recent[member_id] = checksum
+        self._count(checksum, 1)
 
     def forget(self, member_id: str) -> None:
         """`member_id` left the view: its last report no longer counts."""
         self._changes += 1
-        self._count(self.peer_sums.pop(member_id, None), -1)
+        self.peer_sums.pop(member_id, None)
+        self._count(self._recent.pop(member_id, None) or self._aged.pop(member_id, None), -1)
 
-    def all_report(self, checksum: str) -> bool:
-        """Did every member we heard from last report `checksum`? O(1): no news is in flight
-        that this node knows of (quiet rounds read it)."""
-        return self._reports.get(checksum, 0) == len(self.peer_sums)
+    def all_report(self, checksum: str, now: float | None = None, within: float | None = None) -> bool:
+        """Did every member we heard from last report `checksum`? O(1) (amortised): no news is in
+        flight that this node knows of (quiet rounds read it). With `within` (seconds), only
+        reports heard in the last one to two `within` count: an older one is no evidence."""
+        if within is not None and now is not None and now - self._epoch >= within:
+            self._rotate(now)
+        return self._reports.get(checksum, 0) == len(self._recent) + len(self._aged)
+
+    def _rotate(self, now: float) -> None:
+        """A new epoch: the previous one's reports (not heard since) stop counting."""
+        for checksum in self._aged.values():
+            self._count(checksum, -1)
+        self._aged, self._recent, self._epoch = self._recent, {}, now
 
     def _count(self, checksum: str | None, delta: int) -> None:
         if checksum is not None:

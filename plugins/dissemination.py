@@ -10,14 +10,15 @@ peer selector. Payload only ever goes where the digest shows it is missing:
               it pulls from only k of a round's peers and pushes to the rest, so fewer peers
               answer the same digest with the same news (fewer copies, a slower tail).
 
-Quiet rounds (push and push-pull). A peer that last reported our store checksum holds what we
-hold: an exchange with it would carry two digests and nothing else. While every member this
-node heard from reports our checksum (no news in flight that it knows of) and no membership
-update waits to ride along, such a peer is skipped - except one exchange per `idle_resync_ms`
-with one of them, so the digests that tombstone GC and context compaction read keep moving. The
-first message from a node with news (every envelope carries its checksum) ends the quiet: the
-rounds are full push-pull again until every report agrees. Pull rounds are never quiet: the
-uninformed side opens them, and it cannot know who has news before they speak.
+Quiet rounds (push and push-pull). While every report this node heard lately (in the last one
+to two `idle_resync_ms`) carries its own store checksum - no news in flight that it knows of -
+and no membership update waits to ride along, a round opens one exchange per `idle_resync_ms`
+instead of `fanout`: the others would carry two digests and nothing else. The one keeps the
+digests that tombstone GC and context compaction read moving. A report older than that is no
+evidence (at 10^4 nodes a node hears from a given peer rarely, and stale reports kept every round
+loud). The first message from a node with news (every envelope carries its checksum) ends the
+quiet: the rounds are full push-pull again until every recent report agrees. Pull rounds are
+never quiet: the uninformed side opens them, and it cannot know who has news before they speak.
 """
 from __future__ import annotations
 
@@ -88,14 +89,15 @@ class RoundBased(Dissemination):
 
     def on_timer(self, ctx: Context, timer: Timer) -> None:
         peers = ctx.select_peers(resolve_fanout(self.fanout, self.fanout_c, len(ctx.members.reachable_ids()) + 1))
-        quiet = self.quiet and not len(ctx.broadcasts) and ctx.peers_agree()
-        mine = ctx.store.checksum() if quiet else None
+        # no news in flight that this node heard of lately, and no membership update to carry
+        quiet = self.quiet and not len(ctx.broadcasts) and ctx.peers_agree(self.idle_resync)
         contacts = 0
         for peer in peers:
-            if quiet and ctx.peer_roots.get(peer) == mine:
+            if quiet:
                 if ctx.now < self._next_resync:
                     continue
-                self._next_resync = ctx.now + self.idle_resync
+                # a round due exactly one interval later may come a float's hair early
+                self._next_resync = ctx.now + self.idle_resync - 1e-6
             push_only = self.pull_peers and contacts >= self.pull_peers
             ctx.start_sync(peer, "push" if push_only else self.mode)
             contacts += 1

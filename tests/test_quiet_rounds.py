@@ -133,7 +133,8 @@ def test_an_idle_converged_node_skips_the_convergence_and_gc_checks_until_someth
     a change; the tombstone collector only while a key holds a dead version."""
     net, addrs = cluster()
     settle(net, addrs)
-    net.run_for(2.0)
+    assert net.wait_for(lambda: all(n.convergence.converged() for n in net.nodes.values()), 30.0)
+    net.run_for(1.0)   # the check that confirms agreement
     fired: Counter[str] = Counter()
     for node in net.nodes.values():
         handle = node.handle_timer
@@ -153,3 +154,40 @@ def test_an_idle_converged_node_skips_the_convergence_and_gc_checks_until_someth
     assert net.wait_for(lambda: all(n.convergence.converged() for n in net.nodes.values()), 30.0)
     assert first.convergence.since is not None and since is not None and first.convergence.since > since
     assert fired["convergence"] > 0 and fired["gc"] > 0
+
+
+def test_a_report_older_than_two_epochs_is_no_news() -> None:
+    from gossipmq.core.convergence import Convergence
+    c = Convergence(None)  # type: ignore[arg-type]
+    c.heard("m1", "a")
+    c.heard("m2", "b")                             # m2 had not got the news when it last spoke
+    assert not c.all_report("a", 0.5, 1.0)
+    assert not c.all_report("a", 1.0, 1.0)         # a new epoch: m2's report is aged, still counts
+    c.heard("m1", "a")                             # m1 speaks again in this epoch
+    assert not c.all_report("a")                   # without `within` nothing ages
+    assert c.all_report("a", 2.0, 1.0)             # two epochs on, m2's report no longer counts
+    assert c.peer_sums == {"m1": "a", "m2": "b"}   # what each member last said is kept
+    c.heard("m2", "a")
+    c.forget("m1")
+    assert c.all_report("a", 2.5, 1.0) and c._reports == {"a": 1}
+
+
+def test_a_large_cluster_falls_quiet_once_a_write_has_spread() -> None:
+    """At 100 nodes a node hears from a given peer rarely: the checksums heard while the write
+    spread must not keep the rounds loud (they did, at 10 exchanges per node per second)."""
+    n = 100
+    doc: dict[str, Any] = {"dissemination": {"strategy": "hybrid", "fanout": 2, "interval_ms": 200},
+                           "failure_detection": {"strategy": "swim"}}
+    net = MemoryNetwork(seed=1)
+    addrs = [net.add(node).address for node in make_nodes(parse_config(doc, registry()), registry(), n, seed=1)]
+    assert net.wait_for(lambda: all(len(x.members.reachable_ids()) == n - 1 for x in net.nodes.values())
+                        and all(not len(x.cluster.broadcasts) for x in net.nodes.values()), 60.0)
+    net.put(addrs[0], "k", "v")
+    assert net.wait_for(lambda: len(set(checksums(net).values())) == 1, 30.0)
+    net.run_for(3.0)   # two epochs: the reports heard during the spread age out
+    before = syns_sent(net)
+    net.run_for(5.0)
+    rate = (syns_sent(net) - before) / n / 5.0
+    assert rate <= 1.5, f"{rate:.2f} exchanges per node per second once idle (fanout 2 every 0.2 s is 10)"
+    net.put(addrs[50], "news", "v")   # and news still ends the quiet
+    assert net.wait_for(lambda: all(x.store.get("news") is not None for x in net.nodes.values()), 10.0)
