@@ -20,12 +20,13 @@ class Convergence:
         self.node = node
         #: member -> the store checksum it last reported (strategies read it as ctx.peer_roots)
         self.peer_sums: dict[str, str] = {}
-        # The reports that say whether news is in flight (`all_report`): those heard in this
-        # epoch and in the one before it. A report older than that is no evidence of news: at
-        # scale a node hears from a given peer rarely, and the checksum it heard then would keep
-        # every round loud long after everyone holds the news (10^4 nodes: 30,000 exchanges a round).
-        self._recent: dict[str, str] = {}
-        self._aged: dict[str, str] = {}               # heard in the previous epoch, not since
+        # Whose reports say whether news is in flight (`all_report`): the members heard in this
+        # epoch and those heard only in the one before it (their checksums are in peer_sums). A
+        # report older than that is no evidence of news: at scale a node hears from a given peer
+        # rarely, and the checksum it heard then would keep every round loud long after everyone
+        # holds the news (10^4 nodes: 30,000 exchanges a round).
+        self._recent: set[str] = set()
+        self._aged: set[str] = set()
         self._reports: Counter[str] = Counter()   # checksum -> how many of those reported it
         self._epoch = 0.0                             # when the current epoch began
         #: when agreement was first seen by the periodic check; None while the replicas differ
@@ -35,24 +36,29 @@ class Convergence:
         self._checked: tuple[str, int, int] | None = None   # what the last check read
 
     def heard(self, member_id: str, checksum: str) -> None:
-        if self.peer_sums.get(member_id) != checksum:
+        old = self.peer_sums.get(member_id)
+        if old != checksum:
             self._changes += 1
             self.peer_sums[member_id] = checksum
-        recent = self._recent
-        before = recent.get(member_id)
-        if before == checksum:
+        if member_id in self._recent:
+            if old != checksum:
+                self._count(old, -1)
+                self._count(checksum, 1)
             return
-        if before is None:
-            before = self._aged.pop(member_id, None)
-        self._count(before, -1)
-        recent[member_id] = checksum
+        if member_id in self._aged:
+            self._aged.discard(member_id)
+            self._count(old, -1)
+        self._recent.add(member_id)
         self._count(checksum, 1)
 
     def forget(self, member_id: str) -> None:
         """`member_id` left the view: its last report no longer counts."""
         self._changes += 1
-        self.peer_sums.pop(member_id, None)
-        self._count(self._recent.pop(member_id, None) or self._aged.pop(member_id, None), -1)
+        old = self.peer_sums.pop(member_id, None)
+        if member_id in self._recent or member_id in self._aged:
+            self._recent.discard(member_id)
+            self._aged.discard(member_id)
+            self._count(old, -1)
 
     def all_report(self, checksum: str, now: float | None = None, within: float | None = None) -> bool:
         """Did every member we heard from last report `checksum`? O(1) (amortised): no news is in
@@ -64,9 +70,9 @@ class Convergence:
 
     def _rotate(self, now: float) -> None:
         """A new epoch: the previous one's reports (not heard since) stop counting."""
-        for checksum in self._aged.values():
-            self._count(checksum, -1)
-        self._aged, self._recent, self._epoch = self._recent, {}, now
+        for member_id in self._aged:
+            self._count(self.peer_sums[member_id], -1)
+        self._aged, self._recent, self._epoch = self._recent, set(), now
 
     def _count(self, checksum: str | None, delta: int) -> None:
         if checksum is not None:
