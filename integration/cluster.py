@@ -589,12 +589,10 @@ class DockerCluster:
         self._log(f"healed ({', '.join(live)})")
 
     def partition_rules(self, node: str) -> str:
-        """The node's IP and the partition chain's rules in it (for a failure's diagnostics)."""
-        _, out, _ = self.exec(node, ["sh", "-c", f"iptables -w -S {PART_CHAIN} 2>&1 || true"],
-                              timeout=20, user="root")
-        rules = "; ".join(line for line in out.splitlines() if line.startswith("-A")) or "none"
-        ips = ", ".join(f"{n}={self.ip(n)}" for n in self.running())
-        return f"{rules} (IPs: {ips})"
+        """What the node's partition chain drops, and every node's IP (for a failure's diagnostics)."""
+        dropped = self._dropped_ips(node)
+        rules = "chain not hooked or unreadable" if dropped is None else f"drops {sorted(dropped) or 'nothing'}"
+        return f"{rules} (IPs: {', '.join(f'{n}={self.ip(n)}' for n in self.running())})"
 
     def loss(self, node: str, p: float, direction: str = "in") -> None:
         """Drop a random fraction p of the node's non-loopback packets
