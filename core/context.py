@@ -118,12 +118,14 @@ class StrategyContext:
             stats.update(lag.summary(node.now))
         node.emit(RoundCompleted(node.round, stats))
 
-    def peers_agree(self, within: float | None = None) -> bool:
-        """Did every member this node heard from last report our store checksum? (O(1); False
-        means news is in flight somewhere this node has heard of.) With `within` (seconds, the
-        same on every call), only what was heard in the last one to two `within` counts."""
+    def peers_agree(self, last: int | None = None) -> bool:
+        """Is no news in flight that this node knows of? With `last`: did the last `last` reports
+        heard, from anyone, all carry our store checksum (O(1); fewer heard so far: False)?
+        Without: does every reachable member's last report (O(n))?"""
         node = self._node
-        return node.convergence.all_report(node.store.checksum(), node.now, within)
+        if last is None:
+            return node.convergence.agrees()
+        return node.convergence.last_reports_agree(node.store.checksum(), last)
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump the counter `name` (shown by `gossipctl info` and exported as a metric)."""

@@ -6,7 +6,6 @@ use; `since` says for how long it has held (checked every `[gossip] convergence_
 anything it reads changes: a converged, idle node does not wake for it)."""
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from .timers import KERNEL
@@ -20,15 +19,13 @@ class Convergence:
         self.node = node
         #: member -> the store checksum it last reported (strategies read it as ctx.peer_roots)
         self.peer_sums: dict[str, str] = {}
-        # Whose reports say whether news is in flight (`all_report`): the members heard in this
-        # epoch and those heard only in the one before it (their checksums are in peer_sums). A
-        # report older than that is no evidence of news: at scale a node hears from a given peer
-        # rarely, and the checksum it heard then would keep every round loud long after everyone
-        # holds the news (10^4 nodes: 30,000 exchanges a round).
-        self._recent: set[str] = set()
-        self._aged: set[str] = set()
-        self._reports: Counter[str] = Counter()   # checksum -> how many of those reported it
-        self._epoch = 0.0                             # when the current epoch began
+        #: the last reports heard, whoever sent them, as a run: the checksum the latest carried and
+        #: how many in a row before it carried the same (`last_reports_agree`). Evidence ages by
+        #: what is heard since, not by who said it: at scale a node hears from a given peer rarely,
+        #: and the checksum that peer carried while a write spread would keep every round loud
+        #: long after everyone holds it.
+        self._run_sum: str | None = None
+        self._run = 0
         #: when agreement was first seen by the periodic check; None while the replicas differ
         self.since: float | None = None
         self._armed = False
@@ -36,51 +33,35 @@ class Convergence:
         self._checked: tuple[str, int, int] | None = None   # what the last check read
 
     def heard(self, member_id: str, checksum: str) -> None:
-        old = self.peer_sums.get(member_id)
-        if old != checksum:
+        if self.peer_sums.get(member_id) != checksum:
             self._changes += 1
             self.peer_sums[member_id] = checksum
-        if member_id in self._recent:
-            if old != checksum:
-                self._count(old, -1)
-                self._count(checksum, 1)
-            return
-        if member_id in self._aged:
-            self._aged.discard(member_id)
-            self._count(old, -1)
-        self._recent.add(member_id)
-        self._count(checksum, 1)
+        self._report(checksum)
+
+    def _report(self, checksum: str) -> None:
+        if checksum == self._run_sum:
+            self._run += 1
+        else:
+            self._run_sum, self._run = checksum, 1
+
+    def opened_exchange(self, checksum: str) -> None:
+        """We opened a digest exchange while holding `checksum`. A peer with nothing to trade does
+        not answer (push-pull), so silence is the usual word of agreement: the exchange counts as
+        a report of `checksum` until the peer answers otherwise (its answer is heard after it)."""
+        self._report(checksum)
 
     def forget(self, member_id: str) -> None:
         """`member_id` left the view: its last report no longer counts."""
         self._changes += 1
-        old = self.peer_sums.pop(member_id, None)
-        if member_id in self._recent or member_id in self._aged:
-            self._recent.discard(member_id)
-            self._aged.discard(member_id)
-            self._count(old, -1)
+        self.peer_sums.pop(member_id, None)
 
-    def all_report(self, checksum: str, now: float | None = None, within: float | None = None) -> bool:
-        """Did every member we heard from last report `checksum`? O(1) (amortised): no news is in
-        flight that this node knows of (quiet rounds read it). With `within` (seconds), only
-        reports heard in the last one to two `within` count: an older one is no evidence."""
-        if within is not None and now is not None and now - self._epoch >= within:
-            self._rotate(now)
-        return self._reports.get(checksum, 0) == len(self._recent) + len(self._aged)
-
-    def _rotate(self, now: float) -> None:
-        """A new epoch: the previous one's reports (not heard since) stop counting."""
-        for member_id in self._aged:
-            self._count(self.peer_sums[member_id], -1)
-        self._aged, self._recent, self._epoch = self._recent, set(), now
-
-    def _count(self, checksum: str | None, delta: int) -> None:
-        if checksum is not None:
-            left = self._reports[checksum] + delta
-            if left:
-                self._reports[checksum] = left
-            else:
-                del self._reports[checksum]
+    def last_reports_agree(self, checksum: str, last: int) -> bool:
+        """Did the last `last` reports heard (from anyone) all carry `checksum`? O(1). Quiet
+        rounds read it: a node with news, or one that just heard of news, hears other checksums
+        and stays loud; once `last` reports in a row agree, the news it knew of has spread (the
+        feedback-and-counter rule of Demers et al.'s rumor mongering). Fewer reports than that
+        heard so far: no evidence, so False."""
+        return self._run >= last and self._run_sum == checksum
 
     def agrees(self) -> bool:
         """Do all reachable members last report our checksum? O(n), read-only."""

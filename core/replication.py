@@ -217,6 +217,7 @@ class Replication:
         return {"gc": self.on_gc_timer}
 
     def start_sync(self, member_id: str, mode: str) -> None:
+        self.node.convergence.opened_exchange(self.store.checksum())
         self.node.send(member_id, "syn", Syn(mode, self.store.digest()))  # type: ignore[arg-type]
 
     def on_syn(self, env: Envelope) -> None:
