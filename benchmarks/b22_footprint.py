@@ -10,8 +10,10 @@ request (a DEALER connected before the exec, reconnecting every 1 ms, with the r
 queued). RSS = VmRSS of the idle node --idle-wait s after it answered (also its peak VmHWM, and
 Pss/Private from /proc/<pid>/smaps_rollup). Median and p90 over --runs.
 
-Also: the library in a process (a Node and its ZmqRuntime running in asyncio, no CLI) over bare
-Python, both measured inside the process; and `PYTHONPROFILEIMPORTTIME=1 gossipctl run` (python -X
+Also: the RSS floor (bare Python plus what `run` imports besides gossipmq: asyncio, pyzmq,
+msgspec, importlib.metadata, ...; each group in a fresh interpreter); the library in a process
+(a Node and its ZmqRuntime running in asyncio, no CLI) over bare Python, both measured inside the
+process; and `PYTHONPROFILEIMPORTTIME=1 gossipctl run` (python -X
 importtime) until the node answers: the top-level imports by cumulative time and the packages by
 their modules' total self time (the CLI framework, rich, matplotlib, nacl should not load for
 `run`). Bytecode: `pip install` compiles every module to bytecode, so an installed node never compiles
@@ -75,6 +77,17 @@ async def main():
 asyncio.run(main())
 """
 BARE_CHILD = "import sys, time; time.sleep(float(sys.argv[1])); print(open('/proc/self/status').read())"
+#: what `gossipctl run` imports besides gossipmq, as it imports them (OpenSSL kept out, as run does)
+FLOOR_IMPORTS = {
+    "asyncio": "asyncio",
+    "pyzmq": "zmq",
+    "pyzmq + asyncio (zmq.asyncio)": "zmq.asyncio",
+    "msgspec": "msgspec",
+    "importlib.metadata (plugin entry points)": "importlib.metadata",
+    "orjson, pluggy, tomllib, logging, argparse": "orjson, pluggy, tomllib, logging, argparse",
+    "all of the above": "zmq.asyncio, msgspec, importlib.metadata, orjson, pluggy, tomllib, logging, argparse",
+}
+FLOOR_CHILD = "import sys; sys.modules['ssl'] = None; {imports}; print(open('/proc/self/status').read())"
 
 
 def launcher() -> tuple[list[str], str]:
@@ -169,6 +182,17 @@ def library_rss(args: argparse.Namespace) -> dict[str, float]:
             "library_over_bare_mib": status_field(lib, "VmRSS") - status_field(bare, "VmRSS")}
 
 
+def dependency_floor() -> dict[str, float]:
+    """MiB of RSS each group of third-party and stdlib imports adds to bare Python, each in a fresh
+    interpreter: the floor under a node before any of gossipmq's own code is loaded."""
+    def rss(imports: str) -> float:
+        out = subprocess.run([sys.executable, "-c", FLOOR_CHILD.format(imports=imports)], capture_output=True,
+                             text=True, timeout=120, check=True).stdout
+        return status_field(out, "VmRSS")
+    bare = rss("pass")
+    return {"bare Python": bare, **{label: rss(f"import {mods}") - bare for label, mods in FLOOR_IMPORTS.items()}}
+
+
 def parse_importtime(stderr: str) -> dict[str, Any]:
     """Top-level imports by cumulative time, and packages by their modules' total self time (us)."""
     top: list[tuple[str, int]] = []
@@ -240,6 +264,14 @@ def main() -> None:
               f"Python {lib['bare_python_rss_mib']:.1f} MiB; over bare Python {lib['library_over_bare_mib']:.1f} MiB "
               f"(load {m_lib.loads()})")
     figures.append(figure("b22_library", lib and lib["library_over_bare_mib"], m_lib))
+    with guard.measure("B22 dependency floor") as m_floor:
+        floor = None if m_floor.refused else dependency_floor()
+    if floor:
+        details["dependency_floor_mib"] = floor
+        print(f"\n## the RSS floor under a node: imports only, each in a fresh interpreter (load {m_floor.loads()})")
+        print_table(["imports", "MiB"], [[label, f"{'+' if label != 'bare Python' else ''}{mib:.1f}"]
+                                         for label, mib in floor.items()])
+        print(f"bare Python + all of them: {floor['bare Python'] + floor['all of the above']:.1f} MiB")
     with guard.measure("B22 import time") as m_imp:
         imports = None
         if not m_imp.refused:
