@@ -101,11 +101,9 @@ class RoundBased(Dissemination):
         # no news in flight that this node heard of lately, and no membership update to carry:
         # one exchange per idle_resync (with the peer the selector picks first), none between
         if self.quiet and not len(ctx.broadcasts) and ctx.peers_agree(self.evidence(fanout, n)):
-            due = ctx.now >= self._next_resync
-            if due:
-                # a round due exactly one interval later may come a float's hair early
+            peers = ctx.select_peers(1) if ctx.now >= self._next_resync else []
+            if peers:   # a round due exactly one interval later may come a float's hair early
                 self._next_resync = ctx.now + self.idle_resync - 1e-6
-            peers = ctx.select_peers(1) if due else []
             skipped = min(fanout, n - 1) - len(peers)
         else:
             peers, skipped = ctx.select_peers(fanout), 0
