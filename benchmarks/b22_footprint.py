@@ -85,8 +85,8 @@ FLOOR_IMPORTS = {
     "msgspec": "msgspec",
     "importlib.metadata (plugin entry points)": "importlib.metadata",
     "orjson, pluggy, tomllib, logging, argparse": "orjson, pluggy, tomllib, logging, argparse",
-    "all of the above": "zmq.asyncio, msgspec, importlib.metadata, orjson, pluggy, tomllib, logging, argparse",
 }
+FLOOR_IMPORTS["all of the above"] = ", ".join(FLOOR_IMPORTS.values())
 FLOOR_CHILD = "import sys; sys.modules['ssl'] = None; {imports}; print(open('/proc/self/status').read())"
 
 
